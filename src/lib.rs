@@ -1,0 +1,3 @@
+//! QR Bridge: sign in on a desktop by approving with the passkey on your phone.
+
+pub mod session;

@@ -1,0 +1,508 @@
+//! The cross-device session: its seven states and the only transitions between them (pure; time comes in as a value).
+//!
+//! # States
+//!
+//! | state           | meaning                                                                  | final |
+//! |-----------------|--------------------------------------------------------------------------|-------|
+//! | `Pending`       | created by the desktop, nobody has opened the QR yet                     | no    |
+//! | `Scanned`       | the phone opened the approval page and was given a WebAuthn challenge     | no    |
+//! | `Authenticated` | the passkey was verified; the desktop still has a step to do             | no    |
+//! | `Completed`     | a session token was issued                                               | yes   |
+//! | `Denied`        | the phone declined                                                       | yes   |
+//! | `Cancelled`     | the desktop gave up                                                      | yes   |
+//! | `Expired`       | `expires_at` passed before the session reached another final state       | yes   |
+//!
+//! # Transitions
+//!
+//! Before `expires_at`:
+//!
+//! | from \ event    | `Scan`    | `Authenticate`  | `Complete`                  | `Deny`      | `Cancel`     |
+//! |-----------------|-----------|-----------------|-----------------------------|-------------|--------------|
+//! | `Pending`       | `Scanned` | refused         | refused                     | `Denied`    | `Cancelled`  |
+//! | `Scanned`       | `Scanned` | `Authenticated` | `Completed`                 | `Denied`    | `Cancelled`  |
+//! | `Authenticated` | refused   | refused         | `Completed` (same user)     | `Denied`    | `Cancelled`  |
+//! | `Completed`     | refused   | refused         | refused                     | refused     | refused      |
+//! | `Denied`        | refused   | refused         | refused                     | unchanged   | refused      |
+//! | `Cancelled`     | refused   | refused         | refused                     | refused     | unchanged    |
+//!
+//! - `Scanned` + `Scan` is allowed so that a phone that reloads the page gets a fresh challenge.
+//! - "unchanged" makes `Deny` and `Cancel` idempotent: a repeat succeeds and nothing is written.
+//! - From `expires_at` on, a session that is not final *is* `Expired`: no event moves it there and
+//!   every event on it is refused with [`TransitionError::Expired`]. Final states stay as they are,
+//!   so a completion or a denial is never rewritten as an expiry.
+//! - Every other pair is refused with [`TransitionError::NotAllowed`], and a refused event leaves
+//!   the session exactly as it was.
+
+mod context;
+mod id;
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use context::{ApprovalContext, InvalidApprovalContext};
+pub use id::{InvalidSessionId, SessionId, SessionToken, Timestamp, UserId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Pending,
+    Scanned,
+    Authenticated,
+    Completed,
+    Denied,
+    Cancelled,
+    Expired,
+}
+
+impl State {
+    pub const ALL: [State; 7] = [
+        State::Pending,
+        State::Scanned,
+        State::Authenticated,
+        State::Completed,
+        State::Denied,
+        State::Cancelled,
+        State::Expired,
+    ];
+
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Completed | State::Denied | State::Cancelled | State::Expired)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Scanned => "scanned",
+            State::Authenticated => "authenticated",
+            State::Completed => "completed",
+            State::Denied => "denied",
+            State::Cancelled => "cancelled",
+            State::Expired => "expired",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the phone is asked to do: sign in with a passkey, or create one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Auth,
+    Registration,
+}
+
+/// What the desktop receives when the session completes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completion {
+    pub user_id: UserId,
+    pub session_token: SessionToken,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The phone opened the approval page and was handed a challenge.
+    Scan,
+    /// The passkey was verified but the desktop still has a step to do.
+    Authenticate(UserId),
+    /// A session token was issued for this user.
+    Complete(Completion),
+    /// The phone declined.
+    Deny,
+    /// The desktop gave up.
+    Cancel,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Scan,
+    Authenticate,
+    Complete,
+    Deny,
+    Cancel,
+}
+
+impl Event {
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Event::Scan => EventKind::Scan,
+            Event::Authenticate(_) => EventKind::Authenticate,
+            Event::Complete(_) => EventKind::Complete,
+            Event::Deny => EventKind::Deny,
+            Event::Cancel => EventKind::Cancel,
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EventKind::Scan => "scan",
+            EventKind::Authenticate => "authenticate",
+            EventKind::Complete => "complete",
+            EventKind::Deny => "deny",
+            EventKind::Cancel => "cancel",
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("the session has expired")]
+    Expired,
+    #[error("cannot {event} a session that is {state}")]
+    NotAllowed { state: State, event: EventKind },
+    #[error("the session was authenticated by another user")]
+    UserMismatch,
+}
+
+/// Whether an accepted event changed the session (and so must be stored) or was already in effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    Changed,
+    Unchanged,
+}
+
+/// Everything the desktop decides when it starts a session.
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    pub id: SessionId,
+    pub app_id: String,
+    pub kind: Kind,
+    /// SHA-256 of the polling token, hex: the token itself is never kept.
+    pub polling_token_sha256: String,
+    pub approval_context: Option<ApprovalContext>,
+    pub external_user_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: SessionId,
+    pub app_id: String,
+    pub kind: Kind,
+    state: State,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub polling_token_sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_context: Option<ApprovalContext>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_user_id: Option<String>,
+    /// Set by `Authenticate` or `Complete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_id: Option<UserId>,
+    /// Set by `Complete`, and only by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    session_token: Option<SessionToken>,
+}
+
+impl Session {
+    pub fn new(new: NewSession, now: Timestamp, ttl: Duration) -> Self {
+        Self {
+            id: new.id,
+            app_id: new.app_id,
+            kind: new.kind,
+            state: State::Pending,
+            created_at: now,
+            expires_at: now.plus(ttl),
+            polling_token_sha256: new.polling_token_sha256,
+            approval_context: new.approval_context,
+            external_user_id: new.external_user_id,
+            user_id: None,
+            session_token: None,
+        }
+    }
+
+    /// The state as seen at `now`: a session that is not final is `Expired` from `expires_at` on.
+    pub fn state_at(&self, now: Timestamp) -> State {
+        if !self.state.is_final() && now >= self.expires_at {
+            State::Expired
+        } else {
+            self.state
+        }
+    }
+
+    pub fn user_id(&self) -> Option<&UserId> {
+        self.user_id.as_ref()
+    }
+
+    /// Present exactly when the session is `Completed`.
+    pub fn completion(&self) -> Option<Completion> {
+        Some(Completion { user_id: self.user_id.clone()?, session_token: self.session_token.clone()? })
+    }
+
+    /// Applies `event` at `now` following the table in the module documentation.
+    pub fn apply(&mut self, event: Event, now: Timestamp) -> Result<Applied, TransitionError> {
+        use State::*;
+        let state = self.state_at(now);
+        let next = match (state, &event) {
+            (Denied, Event::Deny) | (Cancelled, Event::Cancel) => return Ok(Applied::Unchanged),
+            (Expired, _) => return Err(TransitionError::Expired),
+            (Pending | Scanned, Event::Scan) => Scanned,
+            (Scanned, Event::Authenticate(_)) => Authenticated,
+            (Scanned, Event::Complete(_)) => Completed,
+            (Authenticated, Event::Complete(done)) => {
+                if self.user_id.as_ref() != Some(&done.user_id) {
+                    return Err(TransitionError::UserMismatch);
+                }
+                Completed
+            }
+            (Pending | Scanned | Authenticated, Event::Deny) => Denied,
+            (Pending | Scanned | Authenticated, Event::Cancel) => Cancelled,
+            (state, event) => return Err(TransitionError::NotAllowed { state, event: event.kind() }),
+        };
+        match event {
+            Event::Authenticate(user) => self.user_id = Some(user),
+            Event::Complete(done) => {
+                self.user_id = Some(done.user_id);
+                self.session_token = Some(done.session_token);
+            }
+            Event::Scan | Event::Deny | Event::Cancel => {}
+        }
+        self.state = next;
+        Ok(Applied::Changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const TTL: Duration = Duration::from_secs(300);
+    const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+
+    fn before_expiry() -> Timestamp {
+        T0.plus(TTL - Duration::from_millis(1))
+    }
+
+    fn at_expiry() -> Timestamp {
+        T0.plus(TTL)
+    }
+
+    fn fresh() -> Session {
+        Session::new(
+            NewSession {
+                id: SessionId::parse("7f0c2a4e-9b1d-4c3a-8e2f-5a6b7c8d9e0f").unwrap(),
+                app_id: "app_test".into(),
+                kind: Kind::Auth,
+                polling_token_sha256: "00".repeat(32),
+                approval_context: None,
+                external_user_id: None,
+            },
+            T0,
+            TTL,
+        )
+    }
+
+    fn alice() -> UserId {
+        UserId::new("usr_alice")
+    }
+
+    fn completion(user: UserId) -> Completion {
+        Completion { user_id: user, session_token: SessionToken::new("tok") }
+    }
+
+    fn events() -> [Event; 5] {
+        [Event::Scan, Event::Authenticate(alice()), Event::Complete(completion(alice())), Event::Deny, Event::Cancel]
+    }
+
+    /// A session in `state`, reached through the machine itself (Expired by letting time pass).
+    fn session_in(state: State) -> (Session, Timestamp) {
+        let mut s = fresh();
+        let t = T0;
+        let path: &[Event] = match state {
+            State::Pending | State::Expired => &[],
+            State::Scanned => &[Event::Scan],
+            State::Authenticated => &[Event::Scan, Event::Authenticate(alice())],
+            State::Completed => &[Event::Scan, Event::Complete(completion(alice()))],
+            State::Denied => &[Event::Deny],
+            State::Cancelled => &[Event::Cancel],
+        };
+        for e in path {
+            s.apply(e.clone(), t).unwrap();
+        }
+        if state == State::Expired {
+            return (s, at_expiry());
+        }
+        assert_eq!(s.state_at(t), state);
+        (s, t)
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Expect {
+        To(State),
+        Unchanged,
+        Refused,
+        TooLate,
+    }
+
+    /// The table of the module documentation, before expiry.
+    fn expected(from: State, event: EventKind) -> Expect {
+        use EventKind as E;
+        use Expect::*;
+        use State::*;
+        match (from, event) {
+            (Expired, _) => TooLate,
+            (Pending, E::Scan) => To(Scanned),
+            (Pending, E::Deny) => To(Denied),
+            (Pending, E::Cancel) => To(Cancelled),
+            (Scanned, E::Scan) => To(Scanned),
+            (Scanned, E::Authenticate) => To(Authenticated),
+            (Scanned, E::Complete) => To(Completed),
+            (Scanned, E::Deny) => To(Denied),
+            (Scanned, E::Cancel) => To(Cancelled),
+            (Authenticated, E::Complete) => To(Completed),
+            (Authenticated, E::Deny) => To(Denied),
+            (Authenticated, E::Cancel) => To(Cancelled),
+            (Denied, E::Deny) | (Cancelled, E::Cancel) => Unchanged,
+            _ => Refused,
+        }
+    }
+
+    fn check(from: State, mut session: Session, event: Event, now: Timestamp, want: Expect) {
+        let before = session.clone();
+        let kind = event.kind();
+        let got = session.apply(event, now);
+        match want {
+            Expect::To(to) => {
+                assert_eq!(got, Ok(Applied::Changed), "{from} + {kind}");
+                assert_eq!(session.state_at(now), to, "{from} + {kind}");
+            }
+            Expect::Unchanged => {
+                assert_eq!(got, Ok(Applied::Unchanged), "{from} + {kind}");
+                assert_eq!(session, before, "{from} + {kind} must not change anything");
+            }
+            Expect::Refused => {
+                assert_eq!(got, Err(TransitionError::NotAllowed { state: from, event: kind }), "{from} + {kind}");
+                assert_eq!(session, before, "{from} + {kind} must leave the session as it was");
+            }
+            Expect::TooLate => {
+                assert_eq!(got, Err(TransitionError::Expired), "{from} + {kind}");
+                assert_eq!(session, before, "{from} + {kind} must leave the session as it was");
+            }
+        }
+    }
+
+    #[test]
+    fn every_state_and_event_before_expiry() {
+        for from in State::ALL {
+            for event in events() {
+                let (session, now) = session_in(from);
+                let want = expected(from, event.kind());
+                check(from, session, event, now, want);
+            }
+        }
+    }
+
+    #[test]
+    fn every_state_and_event_from_expiry_on() {
+        for from in State::ALL {
+            for event in events() {
+                let (session, _) = session_in(from);
+                let want = if from.is_final() { expected(from, event.kind()) } else { Expect::TooLate };
+                let shown = session.state_at(at_expiry());
+                assert_eq!(shown, if from.is_final() { from } else { State::Expired });
+                check(shown, session, event, at_expiry(), want);
+            }
+        }
+    }
+
+    #[test]
+    fn expiry_is_judged_at_the_millisecond() {
+        let s = fresh();
+        assert_eq!(s.state_at(before_expiry()), State::Pending);
+        assert_eq!(s.state_at(at_expiry()), State::Expired);
+        let mut s = fresh();
+        assert_eq!(s.apply(Event::Cancel, before_expiry()), Ok(Applied::Changed));
+        assert_eq!(s.state_at(at_expiry().plus(TTL)), State::Cancelled);
+    }
+
+    #[test]
+    fn completion_needs_the_user_who_authenticated() {
+        let (mut s, now) = session_in(State::Authenticated);
+        let before = s.clone();
+        let mallory = completion(UserId::new("usr_mallory"));
+        assert_eq!(s.apply(Event::Complete(mallory), now), Err(TransitionError::UserMismatch));
+        assert_eq!(s, before);
+        assert_eq!(s.apply(Event::Complete(completion(alice())), now), Ok(Applied::Changed));
+        assert_eq!(s.completion(), Some(completion(alice())));
+    }
+
+    #[test]
+    fn only_a_completed_session_carries_a_token() {
+        for state in State::ALL {
+            let (s, now) = session_in(state);
+            assert_eq!(s.completion().is_some(), s.state_at(now) == State::Completed, "{state}");
+        }
+    }
+
+    #[test]
+    fn stored_form_round_trips() {
+        let (s, _) = session_in(State::Completed);
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Session>(&json).unwrap(), s);
+    }
+
+    fn allowed_edge(from: State, to: State) -> bool {
+        use State::*;
+        matches!(
+            (from, to),
+            (Pending, Scanned)
+                | (Scanned, Scanned)
+                | (Scanned, Authenticated)
+                | (Scanned | Authenticated, Completed)
+                | (Pending | Scanned | Authenticated, Denied | Cancelled | Expired)
+        ) || from == to
+    }
+
+    fn any_event() -> impl Strategy<Value = Event> {
+        let user = prop_oneof![Just(alice()), Just(UserId::new("usr_bob"))];
+        prop_oneof![
+            Just(Event::Scan),
+            user.clone().prop_map(Event::Authenticate),
+            user.prop_map(|u| Event::Complete(completion(u))),
+            Just(Event::Deny),
+            Just(Event::Cancel),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn random_event_sequences_keep_the_invariants(
+            steps in prop::collection::vec((any_event(), 0u64..120_000), 0..40)
+        ) {
+            let mut s = fresh();
+            let mut now = T0;
+            let mut seen = s.state_at(now);
+            let mut finished: Option<State> = None;
+            for (event, dt) in steps {
+                now = now.plus(Duration::from_millis(dt));
+                let before = s.clone();
+                let result = s.apply(event, now);
+                let state = s.state_at(now);
+                if result.is_err() {
+                    prop_assert_eq!(&s, &before);
+                }
+                prop_assert!(allowed_edge(seen, state), "{} -> {}", seen, state);
+                if let Some(f) = finished {
+                    prop_assert_eq!(state, f, "a final state never changes");
+                }
+                if now >= s.expires_at && !before.state_at(now).is_final() {
+                    prop_assert_eq!(result, Err(TransitionError::Expired));
+                }
+                prop_assert_eq!(s.completion().is_some(), state == State::Completed);
+                if state.is_final() {
+                    finished = Some(state);
+                }
+                seen = state;
+            }
+        }
+    }
+}
