@@ -19,7 +19,9 @@ pub enum InvalidApprovalContext {
     TooLong(usize),
     #[error("approval_context contains the control character U+{0:04X}")]
     Control(u32),
-    #[error("approval_context contains the bidirectional control U+{0:04X}, which could disguise the message")]
+    #[error(
+        "approval_context contains the bidirectional control U+{0:04X}, which could disguise the message"
+    )]
     Bidi(u32),
 }
 
@@ -82,8 +84,14 @@ mod tests {
     #[test]
     fn counts_characters_not_bytes() {
         let exactly = "é".repeat(200);
-        assert_eq!(ApprovalContext::parse(&exactly).unwrap().unwrap().as_str(), exactly);
-        assert_eq!(ApprovalContext::parse(&"é".repeat(201)), Err(InvalidApprovalContext::TooLong(201)));
+        assert_eq!(
+            ApprovalContext::parse(&exactly).unwrap().unwrap().as_str(),
+            exactly
+        );
+        assert_eq!(
+            ApprovalContext::parse(&"é".repeat(201)),
+            Err(InvalidApprovalContext::TooLong(201))
+        );
         let emoji = "👍".repeat(200);
         assert!(ApprovalContext::parse(&emoji).unwrap().is_some());
     }
@@ -92,27 +100,54 @@ mod tests {
     fn blank_means_absent_and_edges_are_trimmed() {
         assert_eq!(ApprovalContext::parse("   "), Ok(None));
         assert_eq!(ApprovalContext::parse(""), Ok(None));
-        assert_eq!(ApprovalContext::parse("  Pay 20 €  ").unwrap().unwrap().as_str(), "Pay 20 €");
+        assert_eq!(
+            ApprovalContext::parse("  Pay 20 €  ")
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "Pay 20 €"
+        );
     }
 
     #[test]
     fn refuses_controls_and_bidi_tricks() {
-        assert_eq!(ApprovalContext::parse("a\nb"), Err(InvalidApprovalContext::Control(0x0A)));
-        assert_eq!(ApprovalContext::parse("a\u{7}b"), Err(InvalidApprovalContext::Control(0x07)));
-        assert_eq!(ApprovalContext::parse("a\u{85}b"), Err(InvalidApprovalContext::Control(0x85)));
-        for c in ['\u{202E}', '\u{202A}', '\u{2066}', '\u{2069}', '\u{200F}', '\u{061C}'] {
+        assert_eq!(
+            ApprovalContext::parse("a\nb"),
+            Err(InvalidApprovalContext::Control(0x0A))
+        );
+        assert_eq!(
+            ApprovalContext::parse("a\u{7}b"),
+            Err(InvalidApprovalContext::Control(0x07))
+        );
+        assert_eq!(
+            ApprovalContext::parse("a\u{85}b"),
+            Err(InvalidApprovalContext::Control(0x85))
+        );
+        for c in [
+            '\u{202E}', '\u{202A}', '\u{2066}', '\u{2069}', '\u{200F}', '\u{061C}',
+        ] {
             let text = format!("Pay {c}01 €");
-            assert_eq!(ApprovalContext::parse(&text), Err(InvalidApprovalContext::Bidi(c.into())));
+            assert_eq!(
+                ApprovalContext::parse(&text),
+                Err(InvalidApprovalContext::Bidi(c.into()))
+            );
         }
         // Joiners are legitimate inside emoji sequences and scripts such as Devanagari.
-        assert!(ApprovalContext::parse("👩\u{200D}💻 sign-in").unwrap().is_some());
+        assert!(
+            ApprovalContext::parse("👩\u{200D}💻 sign-in")
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[test]
     fn stored_form_round_trips() {
         let context = ApprovalContext::parse("Access to orders").unwrap().unwrap();
         let json = serde_json::to_string(&context).unwrap();
-        assert_eq!(serde_json::from_str::<ApprovalContext>(&json).unwrap(), context);
+        assert_eq!(
+            serde_json::from_str::<ApprovalContext>(&json).unwrap(),
+            context
+        );
         assert!(serde_json::from_str::<ApprovalContext>("\"a\\u202eb\"").is_err());
     }
 }

@@ -75,7 +75,10 @@ impl Timestamp {
     }
 
     pub fn plus(self, by: std::time::Duration) -> Self {
-        Self(self.0.saturating_add(u64::try_from(by.as_millis()).unwrap_or(u64::MAX)))
+        Self(
+            self.0
+                .saturating_add(u64::try_from(by.as_millis()).unwrap_or(u64::MAX)),
+        )
     }
 
     /// Time left until `later`, zero once it has passed.

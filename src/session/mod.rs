@@ -68,7 +68,10 @@ impl State {
     ];
 
     pub fn is_final(self) -> bool {
-        matches!(self, State::Completed | State::Denied | State::Cancelled | State::Expired)
+        matches!(
+            self,
+            State::Completed | State::Denied | State::Cancelled | State::Expired
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -234,7 +237,10 @@ impl Session {
 
     /// Present exactly when the session is `Completed`.
     pub fn completion(&self) -> Option<Completion> {
-        Some(Completion { user_id: self.user_id.clone()?, session_token: self.session_token.clone()? })
+        Some(Completion {
+            user_id: self.user_id.clone()?,
+            session_token: self.session_token.clone()?,
+        })
     }
 
     /// Applies `event` at `now` following the table in the module documentation.
@@ -255,7 +261,12 @@ impl Session {
             }
             (Pending | Scanned | Authenticated, Event::Deny) => Denied,
             (Pending | Scanned | Authenticated, Event::Cancel) => Cancelled,
-            (state, event) => return Err(TransitionError::NotAllowed { state, event: event.kind() }),
+            (state, event) => {
+                return Err(TransitionError::NotAllowed {
+                    state,
+                    event: event.kind(),
+                });
+            }
         };
         match event {
             Event::Authenticate(user) => self.user_id = Some(user),
@@ -306,11 +317,20 @@ mod tests {
     }
 
     fn completion(user: UserId) -> Completion {
-        Completion { user_id: user, session_token: SessionToken::new("tok") }
+        Completion {
+            user_id: user,
+            session_token: SessionToken::new("tok"),
+        }
     }
 
     fn events() -> [Event; 5] {
-        [Event::Scan, Event::Authenticate(alice()), Event::Complete(completion(alice())), Event::Deny, Event::Cancel]
+        [
+            Event::Scan,
+            Event::Authenticate(alice()),
+            Event::Complete(completion(alice())),
+            Event::Deny,
+            Event::Cancel,
+        ]
     }
 
     /// A session in `state`, reached through the machine itself (Expired by letting time pass).
@@ -380,12 +400,25 @@ mod tests {
                 assert_eq!(session, before, "{from} + {kind} must not change anything");
             }
             Expect::Refused => {
-                assert_eq!(got, Err(TransitionError::NotAllowed { state: from, event: kind }), "{from} + {kind}");
-                assert_eq!(session, before, "{from} + {kind} must leave the session as it was");
+                assert_eq!(
+                    got,
+                    Err(TransitionError::NotAllowed {
+                        state: from,
+                        event: kind
+                    }),
+                    "{from} + {kind}"
+                );
+                assert_eq!(
+                    session, before,
+                    "{from} + {kind} must leave the session as it was"
+                );
             }
             Expect::TooLate => {
                 assert_eq!(got, Err(TransitionError::Expired), "{from} + {kind}");
-                assert_eq!(session, before, "{from} + {kind} must leave the session as it was");
+                assert_eq!(
+                    session, before,
+                    "{from} + {kind} must leave the session as it was"
+                );
             }
         }
     }
@@ -406,9 +439,20 @@ mod tests {
         for from in State::ALL {
             for event in events() {
                 let (session, _) = session_in(from);
-                let want = if from.is_final() { expected(from, event.kind()) } else { Expect::TooLate };
+                let want = if from.is_final() {
+                    expected(from, event.kind())
+                } else {
+                    Expect::TooLate
+                };
                 let shown = session.state_at(at_expiry());
-                assert_eq!(shown, if from.is_final() { from } else { State::Expired });
+                assert_eq!(
+                    shown,
+                    if from.is_final() {
+                        from
+                    } else {
+                        State::Expired
+                    }
+                );
                 check(shown, session, event, at_expiry(), want);
             }
         }
@@ -420,7 +464,10 @@ mod tests {
         assert_eq!(s.state_at(before_expiry()), State::Pending);
         assert_eq!(s.state_at(at_expiry()), State::Expired);
         let mut s = fresh();
-        assert_eq!(s.apply(Event::Cancel, before_expiry()), Ok(Applied::Changed));
+        assert_eq!(
+            s.apply(Event::Cancel, before_expiry()),
+            Ok(Applied::Changed)
+        );
         assert_eq!(s.state_at(at_expiry().plus(TTL)), State::Cancelled);
     }
 
@@ -429,9 +476,15 @@ mod tests {
         let (mut s, now) = session_in(State::Authenticated);
         let before = s.clone();
         let mallory = completion(UserId::new("usr_mallory"));
-        assert_eq!(s.apply(Event::Complete(mallory), now), Err(TransitionError::UserMismatch));
+        assert_eq!(
+            s.apply(Event::Complete(mallory), now),
+            Err(TransitionError::UserMismatch)
+        );
         assert_eq!(s, before);
-        assert_eq!(s.apply(Event::Complete(completion(alice())), now), Ok(Applied::Changed));
+        assert_eq!(
+            s.apply(Event::Complete(completion(alice())), now),
+            Ok(Applied::Changed)
+        );
         assert_eq!(s.completion(), Some(completion(alice())));
     }
 
@@ -439,7 +492,11 @@ mod tests {
     fn only_a_completed_session_carries_a_token() {
         for state in State::ALL {
             let (s, now) = session_in(state);
-            assert_eq!(s.completion().is_some(), s.state_at(now) == State::Completed, "{state}");
+            assert_eq!(
+                s.completion().is_some(),
+                s.state_at(now) == State::Completed,
+                "{state}"
+            );
         }
     }
 
@@ -458,7 +515,10 @@ mod tests {
                 | (Scanned, Scanned)
                 | (Scanned, Authenticated)
                 | (Scanned | Authenticated, Completed)
-                | (Pending | Scanned | Authenticated, Denied | Cancelled | Expired)
+                | (
+                    Pending | Scanned | Authenticated,
+                    Denied | Cancelled | Expired
+                )
         ) || from == to
     }
 

@@ -1,0 +1,128 @@
+//! Every API failure as the contract's envelope `{ok:false,error:{code,message}}` with its HTTP status.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::apps::AuthError;
+use crate::bridge::BridgeError;
+use crate::session::{InvalidApprovalContext, InvalidSessionId};
+use crate::wire::{ErrorBody, ErrorEnvelope};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Validation(String),
+    #[error("send the body as JSON with Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("the request body is larger than 16 KiB")]
+    PayloadTooLarge,
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Bridge(#[from] BridgeError),
+    #[error("no such endpoint")]
+    RouteNotFound,
+    #[error("this endpoint does not accept that method")]
+    MethodNotAllowed,
+}
+
+impl From<InvalidSessionId> for ApiError {
+    fn from(e: InvalidSessionId) -> Self {
+        ApiError::Validation(e.to_string())
+    }
+}
+
+impl From<InvalidApprovalContext> for ApiError {
+    fn from(e: InvalidApprovalContext) -> Self {
+        ApiError::Validation(e.to_string())
+    }
+}
+
+impl ApiError {
+    /// The status, the contract's code, and a message safe to show anyone.
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        use StatusCode as S;
+        match self {
+            ApiError::Validation(m) => (S::BAD_REQUEST, "validation_error", m.clone()),
+            ApiError::UnsupportedMediaType => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "validation_error",
+                self.to_string(),
+            ),
+            ApiError::PayloadTooLarge => {
+                (S::PAYLOAD_TOO_LARGE, "validation_error", self.to_string())
+            }
+            ApiError::Auth(e @ (AuthError::MissingKey | AuthError::UnknownKey)) => {
+                (S::UNAUTHORIZED, "unauthorized", e.to_string())
+            }
+            ApiError::Auth(e @ (AuthError::OriginNotAllowed | AuthError::OriginRequired)) => {
+                (S::FORBIDDEN, "qr_origin_not_allowed", e.to_string())
+            }
+            ApiError::Bridge(e) => match e {
+                BridgeError::NotFound => (
+                    S::NOT_FOUND,
+                    "qr_session_not_found",
+                    "Session not found.".into(),
+                ),
+                BridgeError::Expired => (
+                    S::GONE,
+                    "qr_expired",
+                    "This QR code has expired; start a new sign-in.".into(),
+                ),
+                BridgeError::Denied => (
+                    S::FORBIDDEN,
+                    "forbidden",
+                    "The sign-in was declined on the phone.".into(),
+                ),
+                BridgeError::Cancelled => (
+                    S::GONE,
+                    "session_expired",
+                    "The sign-in was cancelled.".into(),
+                ),
+                BridgeError::Refused(t) => (
+                    S::CONFLICT,
+                    "qr_invalid_state",
+                    format!("{}.", capitalise(&t.to_string())),
+                ),
+                BridgeError::Store(_) | BridgeError::Contended => (
+                    S::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "Something went wrong on our side; try again.".into(),
+                ),
+            },
+            ApiError::RouteNotFound => (S::NOT_FOUND, "not_found", self.to_string()),
+            ApiError::MethodNotAllowed => (
+                S::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                self.to_string(),
+            ),
+        }
+    }
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
+        if status.is_server_error() {
+            // The cause goes to the log only; the body stays generic.
+            tracing::error!(error = %self, "request failed");
+        }
+        let body = ErrorEnvelope {
+            ok: false,
+            error: ErrorBody {
+                code: code.into(),
+                message,
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}

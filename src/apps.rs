@@ -1,0 +1,389 @@
+//! The apps (tenants) a bridge serves, checked at start, and how a request proves which app it speaks for.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::secret;
+
+/// An app as written in the settings file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    pub id: String,
+    pub name: String,
+    pub publishable_key: String,
+    /// Only the digest of the secret key is kept; `qr-bridge apps add` prints the key once.
+    pub secret_key_sha256: String,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    pub rp_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_qr_base_url: Option<String>,
+}
+
+/// An app whose every field has been checked.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub id: String,
+    pub name: String,
+    pub publishable_key: String,
+    secret_key_sha256: String,
+    /// Serialised origins (`https://app.example`), compared as the browser sends them.
+    pub allowed_origins: Vec<String>,
+    pub rp_id: String,
+    pub primary_qr_base_url: Option<Url>,
+}
+
+/// A settings problem: which key, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct Invalid {
+    pub key: String,
+    pub problem: String,
+}
+
+impl Invalid {
+    pub fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// `https://Example.com:443/` -> `https://example.com`; refuses anything with a path, query or
+/// credentials, since an origin is only scheme, host and port.
+pub fn parse_origin(text: &str) -> Result<String, String> {
+    let url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "{text:?} must start with https:// (or http:// for local testing)"
+        ));
+    }
+    if url.host_str().is_none()
+        || url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(format!(
+            "{text:?} is not an origin: write only scheme, host and port, e.g. https://app.example"
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{text:?} must not contain credentials"));
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+/// A base URL for the integrator's own approval page: http(s), no query or fragment.
+pub fn parse_qr_base_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("{text:?} must be an https:// URL"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{text:?} must not have a query or fragment: /mobile-auth?session_id=… is appended to it"
+        ));
+    }
+    Ok(url)
+}
+
+/// WebAuthn lets a page use an rp_id equal to its host or to a parent domain of it.
+pub fn rp_id_covers(rp_id: &str, host: &str) -> bool {
+    host == rp_id
+        || host
+            .strip_suffix(rp_id)
+            .is_some_and(|rest| rest.ends_with('.'))
+}
+
+impl App {
+    /// Checks one `[[apps]]` entry; `key` is its place in the file (e.g. `apps[1]`) for messages,
+    /// and `bridge_host` is where the hosted approval page runs.
+    pub fn from_config(key: &str, config: &AppConfig, bridge_host: &str) -> Result<App, Invalid> {
+        let field = |name: &str| format!("{key}.{name}");
+        let id = config.id.trim();
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        {
+            return Err(Invalid::new(
+                field("id"),
+                "use lower-case letters, digits, '_' and '-' only",
+            ));
+        }
+        let name = config.name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(Invalid::new(
+                field("name"),
+                "give the name people will see, 1 to 100 characters",
+            ));
+        }
+        if !config.publishable_key.starts_with("cli_") || config.publishable_key.len() < 20 {
+            return Err(Invalid::new(
+                field("publishable_key"),
+                "expected cli_ followed by at least 16 characters",
+            ));
+        }
+        let digest = &config.secret_key_sha256;
+        if digest.len() != 64
+            || !digest
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        {
+            return Err(Invalid::new(
+                field("secret_key_sha256"),
+                "expected 64 lower-case hex digits",
+            ));
+        }
+        let allowed_origins = config
+            .allowed_origins
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                parse_origin(o).map_err(|p| Invalid::new(format!("{key}.allowed_origins[{i}]"), p))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let primary_qr_base_url = match &config.primary_qr_base_url {
+            None => None,
+            Some(text) => Some(
+                parse_qr_base_url(text)
+                    .map_err(|p| Invalid::new(field("primary_qr_base_url"), p))?,
+            ),
+        };
+        let rp_id = config.rp_id.trim().to_ascii_lowercase();
+        let page_host = primary_qr_base_url
+            .as_ref()
+            .and_then(Url::host_str)
+            .unwrap_or(bridge_host);
+        if rp_id.is_empty() || !rp_id_covers(&rp_id, page_host) {
+            return Err(Invalid::new(
+                field("rp_id"),
+                format!(
+                    "{rp_id:?} must be the approval page's host {page_host:?} or a parent domain of it"
+                ),
+            ));
+        }
+        Ok(App {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            publishable_key: config.publishable_key.clone(),
+            secret_key_sha256: digest.clone(),
+            allowed_origins,
+            rp_id,
+            primary_qr_base_url,
+        })
+    }
+
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        parse_origin(origin).is_ok_and(|o| self.allowed_origins.contains(&o))
+    }
+}
+
+/// Why a request could not be tied to an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("send Authorization: Bearer <publishable or secret key>")]
+    MissingKey,
+    #[error("the API key is not valid")]
+    UnknownKey,
+    #[error("this origin is not allowed for the app")]
+    OriginNotAllowed,
+    #[error("requests without an Origin header must use the app's secret key")]
+    OriginRequired,
+}
+
+/// Every app of this deployment, indexed for the lookups requests need.
+#[derive(Debug, Default)]
+pub struct Apps {
+    by_id: HashMap<String, Arc<App>>,
+    by_publishable_key: HashMap<String, Arc<App>>,
+    by_secret_digest: HashMap<String, Arc<App>>,
+}
+
+impl Apps {
+    pub fn new(apps: Vec<App>) -> Result<Self, Invalid> {
+        let mut index = Apps::default();
+        for (i, app) in apps.into_iter().enumerate() {
+            let app = Arc::new(app);
+            if index.by_id.insert(app.id.clone(), app.clone()).is_some() {
+                return Err(Invalid::new(
+                    format!("apps[{i}].id"),
+                    format!("{:?} is used twice", app.id),
+                ));
+            }
+            if index
+                .by_publishable_key
+                .insert(app.publishable_key.clone(), app.clone())
+                .is_some()
+            {
+                return Err(Invalid::new(
+                    format!("apps[{i}].publishable_key"),
+                    "is used by another app",
+                ));
+            }
+            if index
+                .by_secret_digest
+                .insert(app.secret_key_sha256.clone(), app.clone())
+                .is_some()
+            {
+                return Err(Invalid::new(
+                    format!("apps[{i}].secret_key_sha256"),
+                    "is used by another app",
+                ));
+            }
+        }
+        Ok(index)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<App>> {
+        self.by_id.get(id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
+        self.by_id.values()
+    }
+
+    /// Every origin some app allows: what CORS may answer before it knows which app is asking.
+    pub fn all_origins(&self) -> HashSet<String> {
+        self.iter()
+            .flat_map(|a| a.allowed_origins.iter().cloned())
+            .collect()
+    }
+
+    /// The app a request speaks for. A browser (it sends `Origin`) must be on an allowed origin;
+    /// a request without `Origin` comes from a backend and must prove itself with the secret key.
+    pub fn authenticate(
+        &self,
+        bearer: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Arc<App>, AuthError> {
+        let key = bearer
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or(AuthError::MissingKey)?;
+        let (app, is_secret) = if key.starts_with("sk_") {
+            (self.by_secret_digest.get(&secret::digest(key)), true)
+        } else {
+            (self.by_publishable_key.get(key), false)
+        };
+        let app = app.ok_or(AuthError::UnknownKey)?;
+        match origin {
+            Some(origin) if app.allows_origin(origin) => Ok(app.clone()),
+            Some(_) => Err(AuthError::OriginNotAllowed),
+            None if is_secret => Ok(app.clone()),
+            None => Err(AuthError::OriginRequired),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> AppConfig {
+        AppConfig {
+            id: "app_shop".into(),
+            name: "Shop".into(),
+            publishable_key: "cli_0123456789abcdef".into(),
+            secret_key_sha256: secret::digest("sk_shop"),
+            allowed_origins: vec!["https://Shop.example:443".into()],
+            rp_id: "example".into(),
+            primary_qr_base_url: Some("https://m.shop.example/app".into()),
+        }
+    }
+
+    #[test]
+    fn origins_are_normalised_and_checked() {
+        assert_eq!(
+            parse_origin("https://Shop.example:443/").unwrap(),
+            "https://shop.example"
+        );
+        assert_eq!(
+            parse_origin("http://localhost:3000").unwrap(),
+            "http://localhost:3000"
+        );
+        assert!(parse_origin("https://shop.example/login").is_err());
+        assert!(parse_origin("ftp://shop.example").is_err());
+        assert!(parse_origin("null").is_err());
+    }
+
+    #[test]
+    fn rp_id_must_cover_the_approval_page() {
+        assert!(rp_id_covers("example.com", "example.com"));
+        assert!(rp_id_covers("example.com", "login.example.com"));
+        assert!(!rp_id_covers("example.com", "badexample.com"));
+        assert!(!rp_id_covers("login.example.com", "example.com"));
+        let mut c = config();
+        c.rp_id = "other.example".into();
+        let err = App::from_config("apps[0]", &c, "bridge.example").unwrap_err();
+        assert_eq!(err.key, "apps[0].rp_id");
+        c.primary_qr_base_url = None;
+        c.rp_id = "example".into();
+        assert!(App::from_config("apps[0]", &c, "bridge.example").is_ok());
+    }
+
+    #[test]
+    fn a_bad_entry_names_its_key() {
+        let mut c = config();
+        c.allowed_origins.push("https://x.example/path".into());
+        assert_eq!(
+            App::from_config("apps[3]", &c, "x").unwrap_err().key,
+            "apps[3].allowed_origins[1]"
+        );
+        let mut c = config();
+        c.secret_key_sha256 = "nothex".into();
+        assert_eq!(
+            App::from_config("apps[0]", &c, "x").unwrap_err().key,
+            "apps[0].secret_key_sha256"
+        );
+    }
+
+    #[test]
+    fn requests_prove_their_app() {
+        let app = App::from_config("apps[0]", &config(), "bridge.example").unwrap();
+        let apps = Apps::new(vec![app]).unwrap();
+        let key = Some("cli_0123456789abcdef");
+        assert!(apps.authenticate(key, Some("https://shop.example")).is_ok());
+        assert_eq!(
+            apps.authenticate(key, Some("https://evil.example"))
+                .unwrap_err(),
+            AuthError::OriginNotAllowed
+        );
+        assert_eq!(
+            apps.authenticate(key, None).unwrap_err(),
+            AuthError::OriginRequired
+        );
+        assert!(apps.authenticate(Some("sk_shop"), None).is_ok());
+        assert_eq!(
+            apps.authenticate(Some("sk_shop"), Some("https://evil.example"))
+                .unwrap_err(),
+            AuthError::OriginNotAllowed
+        );
+        assert_eq!(
+            apps.authenticate(Some("sk_nope"), None).unwrap_err(),
+            AuthError::UnknownKey
+        );
+        assert_eq!(
+            apps.authenticate(Some("cli_nope"), Some("https://shop.example"))
+                .unwrap_err(),
+            AuthError::UnknownKey
+        );
+        assert_eq!(
+            apps.authenticate(None, Some("https://shop.example"))
+                .unwrap_err(),
+            AuthError::MissingKey
+        );
+    }
+
+    #[test]
+    fn duplicates_are_refused() {
+        let a = App::from_config("apps[0]", &config(), "bridge.example").unwrap();
+        let err = Apps::new(vec![a.clone(), a]).unwrap_err();
+        assert_eq!(err.key, "apps[1].id");
+    }
+}

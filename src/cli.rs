@@ -1,0 +1,269 @@
+//! The `qr-bridge` command line: `serve` (the default) and `apps add|list|remove`, which edit the settings file in place.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, value};
+
+use crate::apps::{AppConfig, parse_origin, parse_qr_base_url};
+use crate::secret;
+use crate::settings::Settings;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "qr-bridge",
+    version,
+    about = "Sign in on a desktop by scanning a QR code with your phone's passkey"
+)]
+pub struct Cli {
+    /// The settings file (listen address, public origin, store, session TTL, apps).
+    #[arg(
+        long,
+        global = true,
+        env = "QR_BRIDGE_CONFIG",
+        default_value = "Leptos.toml"
+    )]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the bridge (what plain `qr-bridge` does).
+    Serve,
+    /// Manage the apps (tenants) in the settings file. A running bridge picks changes up on restart.
+    #[command(subcommand)]
+    Apps(AppsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppsCommand {
+    /// Register an app and print its keys; the secret key is shown only this once.
+    Add {
+        /// The name people see on the approval page.
+        name: String,
+        /// An origin allowed to call the API from a browser (repeatable).
+        #[arg(long = "origin", value_name = "URL")]
+        origins: Vec<String>,
+        /// The WebAuthn relying-party id; defaults to the approval page's host.
+        #[arg(long, value_name = "ID")]
+        rp_id: Option<String>,
+        /// The app's own approval page base: QR codes then point to <URL>/mobile-auth?session_id=….
+        #[arg(long = "qr-base-url", value_name = "URL")]
+        qr_base_url: Option<String>,
+        /// Print one JSON object: app_id, publishable_key, secret_key.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the registered apps.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an app by id.
+    Remove { id: String },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let settings = Settings::load(&cli.config)?;
+            crate::server::serve(settings).await
+        }
+        Command::Apps(command) => apps(&cli.config, command),
+    }
+}
+
+#[derive(Serialize)]
+struct NewKeys<'a> {
+    app_id: &'a str,
+    publishable_key: &'a str,
+    secret_key: &'a str,
+}
+
+fn apps(path: &Path, command: AppsCommand) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        AppsCommand::Add {
+            name,
+            origins,
+            rp_id,
+            qr_base_url,
+            json,
+        } => {
+            let mut doc = read_document(path)?;
+            let bridge_host = bridge_host(&doc)?;
+            let origins = origins
+                .iter()
+                .map(|o| {
+                    parse_origin(o)
+                        .map_err(anyhow::Error::msg)
+                        .context("--origin")
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let page_host = match &qr_base_url {
+                Some(u) => parse_qr_base_url(u)
+                    .map_err(anyhow::Error::msg)
+                    .context("--qr-base-url")?
+                    .host_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                None => bridge_host,
+            };
+            let secret_key = secret::generate("sk_");
+            let config = AppConfig {
+                id: secret::random_id("app_"),
+                name,
+                publishable_key: secret::generate("cli_"),
+                secret_key_sha256: secret::digest(&secret_key),
+                allowed_origins: origins,
+                rp_id: rp_id.unwrap_or(page_host),
+                primary_qr_base_url: qr_base_url,
+            };
+            append_app(&mut doc, &config);
+            write_checked(path, &doc)?;
+            if json {
+                let keys = NewKeys {
+                    app_id: &config.id,
+                    publishable_key: &config.publishable_key,
+                    secret_key: &secret_key,
+                };
+                writeln!(out, "{}", serde_json::to_string(&keys)?)?;
+            } else {
+                writeln!(out, "Added app {:?} to {}", config.name, path.display())?;
+                writeln!(out, "  app id:          {}", config.id)?;
+                writeln!(out, "  publishable key: {}", config.publishable_key)?;
+                writeln!(out, "  secret key:      {secret_key}")?;
+                writeln!(
+                    out,
+                    "Keep the secret key now: only its hash is stored. Restart the bridge to serve the app."
+                )?;
+            }
+        }
+        AppsCommand::List { json } => {
+            let settings = Settings::load(path)?;
+            let mut apps: Vec<_> = settings.apps.iter().collect();
+            apps.sort_by(|a, b| a.id.cmp(&b.id));
+            if json {
+                let list: Vec<_> = apps
+                    .iter()
+                    .map(|a| {
+                        serde_json::json!({
+                            "app_id": a.id, "name": a.name, "publishable_key": a.publishable_key,
+                            "allowed_origins": a.allowed_origins, "rp_id": a.rp_id,
+                            "primary_qr_base_url": a.primary_qr_base_url.as_ref().map(|u| u.as_str()),
+                        })
+                    })
+                    .collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+            } else if apps.is_empty() {
+                writeln!(
+                    out,
+                    "No apps yet: add one with `qr-bridge apps add NAME --origin URL`."
+                )?;
+            } else {
+                for a in apps {
+                    writeln!(
+                        out,
+                        "{}  {:?}  rp_id {}  origins {}",
+                        a.id,
+                        a.name,
+                        a.rp_id,
+                        a.allowed_origins.join(", ")
+                    )?;
+                    if let Some(base) = &a.primary_qr_base_url {
+                        writeln!(out, "    approval page {base}mobile-auth")?;
+                    }
+                }
+            }
+        }
+        AppsCommand::Remove { id } => {
+            let mut doc = read_document(path)?;
+            let apps = doc.get_mut("apps").and_then(Item::as_array_of_tables_mut);
+            let Some(apps) = apps else {
+                bail!("no app {id:?} in {}", path.display())
+            };
+            let Some(index) = apps
+                .iter()
+                .position(|t| t.get("id").and_then(Item::as_str) == Some(id.as_str()))
+            else {
+                bail!("no app {id:?} in {}", path.display())
+            };
+            apps.remove(index);
+            write_checked(path, &doc)?;
+            writeln!(
+                out,
+                "Removed app {id}. Restart the bridge for it to take effect."
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The settings file as an editable document; a missing file starts empty.
+fn read_document(path: &Path) -> anyhow::Result<DocumentMut> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .parse()
+            .with_context(|| format!("{} is not valid TOML", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DocumentMut::new()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// The host of the hosted approval page, as the settings in `doc` define it.
+fn bridge_host(doc: &DocumentMut) -> anyhow::Result<String> {
+    let settings = Settings::from_toml(&doc.to_string())?;
+    Ok(url::Url::parse(&settings.public_origin)?
+        .host_str()
+        .unwrap_or("localhost")
+        .to_owned())
+}
+
+fn append_app(doc: &mut DocumentMut, app: &AppConfig) {
+    let mut table = Table::new();
+    table.insert("id", value(&app.id));
+    table.insert("name", value(&app.name));
+    table.insert("publishable_key", value(&app.publishable_key));
+    table.insert("secret_key_sha256", value(&app.secret_key_sha256));
+    table.insert(
+        "allowed_origins",
+        value(app.allowed_origins.iter().collect::<Array>()),
+    );
+    table.insert("rp_id", value(&app.rp_id));
+    if let Some(base) = &app.primary_qr_base_url {
+        table.insert("primary_qr_base_url", value(base));
+    }
+    let apps = doc
+        .entry("apps")
+        .or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()));
+    if let Some(apps) = apps.as_array_of_tables_mut() {
+        apps.push(table);
+    }
+}
+
+/// Checks the edited settings as the server would, then replaces the file in one rename so a
+/// crash never leaves it half-written.
+fn write_checked(path: &Path, doc: &DocumentMut) -> anyhow::Result<()> {
+    let text = doc.to_string();
+    Settings::from_toml(&text)
+        .context("the change would make the settings invalid; nothing was written")?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    file.write_all(text.as_bytes())?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        file.as_file().set_permissions(meta.permissions())?;
+    }
+    file.as_file().sync_all()?;
+    file.persist(path)
+        .with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! The HTTP server: one router for the API and the pages over shared state, served with graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRef;
+use leptos::config::{Env, LeptosOptions};
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::api;
+use crate::bridge::Bridge;
+use crate::settings::{Settings, StoreKind};
+use crate::store::{self, Store};
+use crate::ui::{App, shell};
+
+/// What every handler and server function reaches: the service and the pages' build settings.
+#[derive(Clone)]
+pub struct AppState {
+    pub bridge: Arc<Bridge>,
+    pub leptos: LeptosOptions,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+impl AppState {
+    pub fn new(settings: &Settings, store: Arc<dyn Store>) -> Self {
+        Self {
+            bridge: Arc::new(Bridge::new(settings, store)),
+            leptos: leptos_options(settings),
+        }
+    }
+}
+
+/// The whole site: `main` serves it, and the tests serve it on port 0.
+pub fn app(state: AppState) -> Router {
+    let pages = generate_route_list(App);
+    let options = state.leptos.clone();
+    Router::new()
+        .merge(api::routes(state.bridge.apps()))
+        .leptos_routes(&state, pages, move || shell(options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Built by hand rather than read from Cargo.toml, so the binary runs the same from
+/// `cargo leptos serve`, from the release build, and inside `cargo test`.
+fn leptos_options(settings: &Settings) -> LeptosOptions {
+    let env = match std::env::var("LEPTOS_ENV").as_deref() {
+        Ok("DEV") | Ok("dev") => Env::DEV,
+        _ => Env::PROD,
+    };
+    LeptosOptions::builder()
+        .output_name(std::env::var("LEPTOS_OUTPUT_NAME").unwrap_or_else(|_| "qr-bridge".into()))
+        .site_root(site_root(settings).to_string_lossy().into_owned())
+        .site_pkg_dir("pkg")
+        .site_addr(settings.addr)
+        .env(env)
+        .build()
+}
+
+/// The built site (wasm, JS, CSS): the setting, else what cargo-leptos says, else `target/site`
+/// from the working directory, else the `site` beside the binary's own target directory.
+pub fn site_root(settings: &Settings) -> PathBuf {
+    if let Some(root) = &settings.site_root {
+        return root.clone();
+    }
+    if let Ok(root) = std::env::var("LEPTOS_SITE_ROOT") {
+        return root.into();
+    }
+    let beside_binary = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("site")));
+    [Some(PathBuf::from("target/site")), beside_binary]
+        .into_iter()
+        .flatten()
+        .find(|root| root.join("pkg").is_dir())
+        .unwrap_or_else(|| PathBuf::from("target/site"))
+}
+
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let store = store::open(&settings.store, "qrb")
+        .await
+        .map_err(|e| anyhow::anyhow!("store: {e}"))?;
+    let state = AppState::new(&settings, store);
+    let wasm = PathBuf::from(&*state.leptos.site_root)
+        .join("pkg")
+        .join(format!("{}.wasm", state.leptos.output_name));
+    if !wasm.is_file() {
+        tracing::warn!(
+            "{} is missing: pages will render but not come alive; build the site with `cargo leptos build`",
+            wasm.display()
+        );
+    }
+    let listener = TcpListener::bind(settings.addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.addr))?;
+    let store_name = match &settings.store {
+        StoreKind::Memory => "embedded (memory)".to_owned(),
+        StoreKind::Redis { .. } => "redis".to_owned(),
+    };
+    tracing::info!(
+        "QR Bridge listening on http://{} (public origin {}, store {store_name}, {} app(s))",
+        listener.local_addr()?,
+        settings.public_origin,
+        settings.apps.iter().count()
+    );
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    tracing::info!("QR Bridge stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { () = interrupt => {}, () = terminate => {} }
+}

@@ -1,0 +1,231 @@
+//! The bridge's settings: `Leptos.toml` overlaid by `QR_BRIDGE_*` environment variables, checked once at start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+use crate::apps::{App, AppConfig, Apps, Invalid, parse_origin};
+
+/// The settings file's shape. Unknown keys are errors, so a typo never silently falls back to a default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default = "default_addr")]
+    addr: SocketAddr,
+    #[serde(default)]
+    public_origin: Option<String>,
+    #[serde(default = "default_store")]
+    store: String,
+    #[serde(default = "default_session_ttl", with = "humantime_serde")]
+    session_ttl: Duration,
+    #[serde(default)]
+    site_root: Option<PathBuf>,
+    #[serde(default)]
+    apps: Vec<AppConfig>,
+}
+
+fn default_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 3000))
+}
+
+fn default_store() -> String {
+    "memory".into()
+}
+
+fn default_session_ttl() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// Where sessions are kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    /// In this process: nothing to run beside the bridge, but one instance only.
+    Memory,
+    /// A Redis server shared by every instance of a deployment.
+    Redis { url: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub addr: SocketAddr,
+    /// Where people reach this bridge, e.g. `https://bridge.example`; the hosted approval page's origin.
+    pub public_origin: String,
+    pub store: StoreKind,
+    pub session_ttl: Duration,
+    /// The built site (wasm, JS, CSS); found by [`crate::server::site_root`] when not set.
+    pub site_root: Option<PathBuf>,
+    pub apps: Arc<Apps>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("settings file {0} not found (pass --config PATH or set QR_BRIDGE_CONFIG)")]
+    Missing(PathBuf),
+    #[error("{0}")]
+    Parse(Box<figment::Error>),
+    #[error("{source_name}: {invalid}")]
+    Invalid {
+        source_name: String,
+        invalid: Invalid,
+    },
+}
+
+impl Settings {
+    /// Reads `path`, then lets `QR_BRIDGE_<KEY>` variables override its top-level keys.
+    pub fn load(path: &Path) -> Result<Settings, SettingsError> {
+        if !path.is_file() {
+            return Err(SettingsError::Missing(path.to_owned()));
+        }
+        let figment = Figment::from(Toml::file_exact(path))
+            .merge(Env::prefixed("QR_BRIDGE_").ignore(&["config"]));
+        Self::from_figment(figment, &path.display().to_string())
+    }
+
+    /// Settings from TOML text alone, without the environment: what tests use.
+    pub fn from_toml(text: &str) -> Result<Settings, SettingsError> {
+        Self::from_figment(Figment::from(Toml::string(text)), "settings")
+    }
+
+    fn from_figment(figment: Figment, source_name: &str) -> Result<Settings, SettingsError> {
+        let file: File = figment
+            .extract()
+            .map_err(|e| SettingsError::Parse(Box::new(e)))?;
+        file.check().map_err(|invalid| SettingsError::Invalid {
+            source_name: source_name.to_owned(),
+            invalid,
+        })
+    }
+}
+
+impl File {
+    fn check(self) -> Result<Settings, Invalid> {
+        let public_origin = match &self.public_origin {
+            Some(text) => parse_origin(text).map_err(|p| Invalid::new("public_origin", p))?,
+            None => format!("http://localhost:{}", self.addr.port()),
+        };
+        let bridge_host = url::Url::parse(&public_origin)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .ok_or_else(|| Invalid::new("public_origin", "has no host"))?;
+        let store = match self.store.trim() {
+            "memory" => StoreKind::Memory,
+            url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                redis::Client::open(url)
+                    .map_err(|e| Invalid::new("store", format!("not a usable Redis URL: {e}")))?;
+                StoreKind::Redis {
+                    url: url.to_owned(),
+                }
+            }
+            other => {
+                return Err(Invalid::new(
+                    "store",
+                    format!("{other:?}: expected \"memory\" or a redis:// URL"),
+                ));
+            }
+        };
+        if self.session_ttl < Duration::from_millis(50)
+            || self.session_ttl > Duration::from_secs(3600)
+        {
+            return Err(Invalid::new(
+                "session_ttl",
+                "must be between 50ms and 1h (e.g. \"5m\")",
+            ));
+        }
+        let apps = self
+            .apps
+            .iter()
+            .enumerate()
+            .map(|(i, app)| App::from_config(&format!("apps[{i}]"), app, &bridge_host))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Settings {
+            addr: self.addr,
+            public_origin,
+            store,
+            session_ttl: self.session_ttl,
+            site_root: self.site_root,
+            apps: Arc::new(Apps::new(apps)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const APP: &str = r#"
+        [[apps]]
+        id = "app_demo"
+        name = "Demo"
+        publishable_key = "cli_demo_0123456789abcdef"
+        secret_key_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+        allowed_origins = ["http://localhost:3000"]
+        rp_id = "localhost"
+    "#;
+
+    fn message(text: &str) -> String {
+        Settings::from_toml(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_fill_what_is_left_out() {
+        let s = Settings::from_toml(APP).unwrap();
+        assert_eq!(s.addr, default_addr());
+        assert_eq!(s.public_origin, "http://localhost:3000");
+        assert_eq!(s.store, StoreKind::Memory);
+        assert_eq!(s.session_ttl, Duration::from_secs(300));
+        assert!(s.apps.get("app_demo").is_some());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        assert!(
+            message("session_ttl = \"five\"").contains("session_ttl"),
+            "{}",
+            message("session_ttl = \"five\"")
+        );
+        assert!(message("stroe = \"memory\"").contains("stroe"));
+        assert!(message("store = \"mongodb://x\"").starts_with("settings: store:"));
+        assert!(message("addr = \"localhost\"").contains("addr"));
+        assert!(message("public_origin = \"https://b.example/path\"").contains("public_origin"));
+        assert!(message("session_ttl = \"2h\"").contains("session_ttl"));
+        let bad_app = APP.replace("rp_id = \"localhost\"", "rp_id = \"example.com\"");
+        assert!(
+            message(&bad_app).contains("apps[0].rp_id"),
+            "{}",
+            message(&bad_app)
+        );
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Leptos.toml");
+        std::fs::write(&path, APP).unwrap();
+        // The variables are read through figment's Jail so the test leaves the process environment alone.
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("QR_BRIDGE_STORE", "redis://127.0.0.1:6379");
+            jail.set_env("QR_BRIDGE_ADDR", "127.0.0.1:4000");
+            jail.set_env("QR_BRIDGE_CONFIG", "ignored.toml");
+            let s = Settings::load(&path).map_err(|e| e.to_string())?;
+            assert_eq!(
+                s.store,
+                StoreKind::Redis {
+                    url: "redis://127.0.0.1:6379".into()
+                }
+            );
+            assert_eq!(s.addr.port(), 4000);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_not_an_empty_config() {
+        let err = Settings::load(Path::new("/nonexistent/Leptos.toml")).unwrap_err();
+        assert!(matches!(err, SettingsError::Missing(_)));
+    }
+}

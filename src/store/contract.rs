@@ -1,0 +1,218 @@
+//! The behaviour every store promises, run against each backend (Redis at `REDIS_URL`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::session::{Event, Kind, NewSession, State};
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Deletes every key under a test's own prefix when the test ends, whatever its outcome.
+pub(crate) struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let Ok(client) = ::redis::Client::open(redis_url()) else {
+            return;
+        };
+        let Ok(mut conn) = client.get_connection() else {
+            return;
+        };
+        let keys: Vec<String> = ::redis::cmd("KEYS")
+            .arg(format!("{}:*", self.0))
+            .query(&mut conn)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: Result<(), _> = ::redis::cmd("DEL").arg(keys).query(&mut conn);
+        }
+    }
+}
+
+async fn memory() -> (Arc<dyn Store>, Option<Cleanup>) {
+    (Arc::new(MemoryStore::default()), None)
+}
+
+async fn redis() -> (Arc<dyn Store>, Option<Cleanup>) {
+    let prefix = format!("qrbtest-{}", uuid::Uuid::new_v4().simple());
+    let store = RedisStore::connect(&redis_url(), &prefix)
+        .await
+        .expect("Redis at REDIS_URL (default 127.0.0.1:6379)");
+    (Arc::new(store), Some(Cleanup(prefix)))
+}
+
+fn new_session(now: Timestamp, ttl: Duration) -> Session {
+    Session::new(
+        NewSession {
+            id: SessionId::from_uuid(uuid::Uuid::new_v4()),
+            app_id: "app_contract".into(),
+            kind: Kind::Auth,
+            polling_token_sha256: "ab".repeat(32),
+            approval_context: None,
+            external_user_id: None,
+        },
+        now,
+        ttl,
+    )
+}
+
+async fn inserted(store: &dyn Store, ttl: Duration) -> Session {
+    let now = store.now().await.unwrap();
+    let s = new_session(now, ttl);
+    store.insert(&s).await.unwrap();
+    s
+}
+
+async fn reads_back_what_it_stored(store: Arc<dyn Store>) {
+    let s = inserted(&*store, Duration::from_secs(60)).await;
+    let got = store.load(&s.id).await.unwrap().expect("stored session");
+    assert_eq!(got.session, s);
+    assert_eq!(got.rev, 1);
+    assert!(got.now >= s.created_at && got.now < s.expires_at);
+}
+
+async fn unknown_ids_are_absent(store: Arc<dyn Store>) {
+    let id = SessionId::from_uuid(uuid::Uuid::new_v4());
+    assert!(store.load(&id).await.unwrap().is_none());
+    let s = new_session(store.now().await.unwrap(), Duration::from_secs(60));
+    assert_eq!(store.replace(&id, 1, &s).await.unwrap(), Replaced::Gone);
+}
+
+async fn refuses_a_second_insert_of_one_id(store: Arc<dyn Store>) {
+    let s = inserted(&*store, Duration::from_secs(60)).await;
+    assert!(matches!(store.insert(&s).await, Err(StoreError::Duplicate)));
+}
+
+async fn replace_is_a_compare_and_set(store: Arc<dyn Store>) {
+    let s = inserted(&*store, Duration::from_secs(60)).await;
+    let mut next = s.clone();
+    next.apply(Event::Scan, store.now().await.unwrap()).unwrap();
+    assert_eq!(
+        store.replace(&s.id, 1, &next).await.unwrap(),
+        Replaced::Done
+    );
+    let got = store.load(&s.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.rev, got.session.state_at(got.now)),
+        (2, State::Scanned)
+    );
+    // A writer still holding revision 1 lost the race and must not overwrite.
+    assert_eq!(store.replace(&s.id, 1, &s).await.unwrap(), Replaced::Stale);
+    assert_eq!(store.load(&s.id).await.unwrap().unwrap().session, next);
+}
+
+async fn concurrent_writers_of_one_revision_have_one_winner(store: Arc<dyn Store>) {
+    let s = inserted(&*store, Duration::from_secs(60)).await;
+    let writers = (0..16).map(|i| {
+        let store = store.clone();
+        let mut next = s.clone();
+        tokio::spawn(async move {
+            let now = store.now().await.unwrap();
+            next.apply(
+                if i % 2 == 0 {
+                    Event::Deny
+                } else {
+                    Event::Cancel
+                },
+                now,
+            )
+            .unwrap();
+            (store.replace(&next.id, 1, &next).await.unwrap(), next)
+        })
+    });
+    let results = futures::future::join_all(writers).await;
+    let winners: Vec<_> = results
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|(r, _)| *r == Replaced::Done)
+        .collect();
+    assert_eq!(winners.len(), 1);
+    let stored = store.load(&s.id).await.unwrap().unwrap();
+    assert_eq!((stored.rev, &stored.session), (2, &winners[0].1));
+}
+
+async fn writes_after_expiry_are_refused_but_the_session_stays_readable(store: Arc<dyn Store>) {
+    let s = inserted(&*store, Duration::from_millis(80)).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let got = store.load(&s.id).await.unwrap().expect("kept after expiry");
+    assert_eq!(got.session.state_at(got.now), State::Expired);
+    let mut cancelled = s.clone();
+    cancelled.apply(Event::Cancel, s.created_at).unwrap();
+    assert_eq!(
+        store.replace(&s.id, 1, &cancelled).await.unwrap(),
+        Replaced::Expired
+    );
+    assert_eq!(store.load(&s.id).await.unwrap().unwrap().rev, 1);
+}
+
+async fn sessions_past_retention_are_gone(store: Arc<dyn Store>) {
+    let now = store.now().await.unwrap();
+    let long_ago =
+        Timestamp::from_millis(now.as_millis() - KEPT_AFTER_EXPIRY.as_millis() as u64 - 120_000);
+    let old = new_session(long_ago, Duration::from_secs(60));
+    store.insert(&old).await.unwrap();
+    assert!(store.load(&old.id).await.unwrap().is_none());
+}
+
+async fn the_clock_is_wall_time(store: Arc<dyn Store>) {
+    let local = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let theirs = store.now().await.unwrap().as_millis();
+    assert!(
+        local.abs_diff(theirs) < 5_000,
+        "store clock {theirs} vs local {local}"
+    );
+}
+
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod memory_backend {
+            $(#[tokio::test] async fn $case() { let (s, _c) = super::memory().await; super::$case(s).await })*
+        }
+        mod redis_backend {
+            $(#[tokio::test] async fn $case() { let (s, _c) = super::redis().await; super::$case(s).await })*
+        }
+    };
+}
+
+contract!(
+    reads_back_what_it_stored,
+    unknown_ids_are_absent,
+    refuses_a_second_insert_of_one_id,
+    replace_is_a_compare_and_set,
+    concurrent_writers_of_one_revision_have_one_winner,
+    writes_after_expiry_are_refused_but_the_session_stays_readable,
+    sessions_past_retention_are_gone,
+    the_clock_is_wall_time,
+);
+
+/// What only Redis can show: the key layout and that Redis, not the instance, drops the key.
+#[tokio::test]
+async fn redis_keys_carry_a_hash_tag_and_a_ttl_on_redis_clock() {
+    let (store, cleanup) = redis().await;
+    let s = inserted(&*store, Duration::from_secs(60)).await;
+    let prefix = &cleanup.as_ref().unwrap().0;
+    let key = format!("{prefix}:{{{}}}", s.id);
+    let client = ::redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let pexpiretime: i64 = ::redis::cmd("PEXPIRETIME")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        pexpiretime as u64,
+        s.expires_at.plus(KEPT_AFTER_EXPIRY).as_millis()
+    );
+    let exp: u64 = ::redis::cmd("HGET")
+        .arg(&key)
+        .arg("exp")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(exp, s.expires_at.as_millis());
+}

@@ -1,0 +1,82 @@
+//! Where sessions live: one trait, an embedded backend and a Redis backend, held to one contract suite.
+
+mod memory;
+mod redis;
+
+#[cfg(test)]
+mod contract;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::session::{Session, SessionId, Timestamp};
+use crate::settings::StoreKind;
+
+pub use memory::MemoryStore;
+pub use redis::RedisStore;
+
+/// How long a session stays readable after `expires_at`, so that a late poll learns "expired"
+/// (and a late desktop its token) instead of "unknown session".
+pub const KEPT_AFTER_EXPIRY: Duration = Duration::from_secs(600);
+
+/// A stored session together with its revision and the store's clock at the moment it was read.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub session: Session,
+    /// Bumped by every write; what [`Store::replace`] compares against.
+    pub rev: u64,
+    /// The store's clock: the time expiry is judged by.
+    pub now: Timestamp,
+}
+
+/// The result of a compare-and-set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replaced {
+    Done,
+    /// Someone wrote first: read again and re-decide.
+    Stale,
+    /// The key is gone (never existed or dropped after expiry).
+    Gone,
+    /// The store's clock says the session expired before this write.
+    Expired,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    #[error("a session with this id already exists")]
+    Duplicate,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The store's clock. Every instance sharing a store judges expiry by it, not by its own.
+    async fn now(&self) -> Result<Timestamp, StoreError>;
+
+    /// Saves a new session at revision 1. It is dropped by the store [`KEPT_AFTER_EXPIRY`] after
+    /// its `expires_at`.
+    async fn insert(&self, session: &Session) -> Result<(), StoreError>;
+
+    async fn load(&self, id: &SessionId) -> Result<Option<Loaded>, StoreError>;
+
+    /// Writes `session` if the stored revision is still `rev` and it has not expired, atomically.
+    async fn replace(
+        &self,
+        id: &SessionId,
+        rev: u64,
+        session: &Session,
+    ) -> Result<Replaced, StoreError>;
+}
+
+/// Opens the store the settings name; for Redis, `prefix` starts every key (`qrb` in production).
+pub async fn open(kind: &StoreKind, prefix: &str) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match kind {
+        StoreKind::Memory => Arc::new(MemoryStore::default()),
+        StoreKind::Redis { url } => Arc::new(RedisStore::connect(url, prefix).await?),
+    })
+}

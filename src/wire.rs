@@ -1,0 +1,84 @@
+//! The JSON the API speaks (the public SDK's contract), shared by the server, the pages and the browser.
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/auth/cross-device/init`. The message is checked by `ApprovalContext::parse` at the edge.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct InitRequest {
+    #[serde(default)]
+    pub approval_context: Option<String>,
+}
+
+/// What the desktop gets back from init.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    pub session_id: String,
+    pub qr_url: String,
+    /// ISO-8601 UTC with milliseconds.
+    pub expires_at: String,
+    pub polling_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_user_id: Option<String>,
+}
+
+/// The statuses the SDK knows, plus the final ones our own stream and pages report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireStatus {
+    Pending,
+    Authenticated,
+    Completed,
+    Denied,
+    Cancelled,
+    Expired,
+}
+
+/// One status report. Absent fields are left out, never `null`: the SDK rejects `null`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub status: WireStatus,
+    /// Set once the phone has opened the approval page; the SDK only knows `pending`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scanned: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextType {
+    Auth,
+    Registration,
+}
+
+/// `GET /v1/auth/cross-device/context/:id`: what the phone shows before it approves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Context {
+    #[serde(rename = "type")]
+    pub kind: ContextType,
+    pub application_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_context: Option<String>,
+}
+
+/// `{"ok":true,"data":…}`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub ok: bool,
+    pub data: T,
+}
+
+/// `{"ok":false,"error":{"code","message"}}`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorEnvelope {
+    pub ok: bool,
+    pub error: ErrorBody,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}

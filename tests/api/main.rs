@@ -1,0 +1,7 @@
+//! Integration tests: the real bridge on port 0 over the embedded store and the real Redis, and the real binary.
+
+mod cli;
+mod cross_device;
+mod helpers;
+mod races;
+mod validation;
