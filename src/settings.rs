@@ -202,6 +202,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // the closure's error type is figment's, fixed by Jail
     fn the_environment_overrides_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("Leptos.toml");

@@ -50,6 +50,7 @@ fn serve(config: &Path, env: &[(&str, &str)]) -> Result<(std::process::Child, St
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     Err(seen)
 }
 

@@ -28,7 +28,7 @@ async fn init_returns_the_contract_fields(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let before = SystemTime::now();
     let res = app
-        .from_shop(Method::POST, "/v1/auth/cross-device/init")
+        .shop_request(Method::POST, "/v1/auth/cross-device/init")
         .json(&json!({}))
         .send()
         .await

@@ -168,7 +168,7 @@ impl TestApp {
     }
 
     /// A request as the SDK in a browser on the shop's origin sends it.
-    pub fn from_shop(&self, method: Method, path: &str) -> RequestBuilder {
+    pub fn shop_request(&self, method: Method, path: &str) -> RequestBuilder {
         self.request(method, path)
             .bearer_auth(SHOP_KEY)
             .header("Origin", SHOP_ORIGIN)
@@ -176,7 +176,7 @@ impl TestApp {
 
     pub async fn init_with(&self, body: Value) -> Started {
         let res = self
-            .from_shop(Method::POST, "/v1/auth/cross-device/init")
+            .shop_request(Method::POST, "/v1/auth/cross-device/init")
             .json(&body)
             .send()
             .await
@@ -191,7 +191,7 @@ impl TestApp {
     }
 
     pub async fn status(&self, id: &str, token: Option<&str>) -> (StatusCode, Value) {
-        let mut req = self.from_shop(Method::GET, &format!("/v1/auth/cross-device/status/{id}"));
+        let mut req = self.shop_request(Method::GET, &format!("/v1/auth/cross-device/status/{id}"));
         if let Some(token) = token {
             req = req.header("X-Polling-Token", token);
         }
@@ -199,19 +199,19 @@ impl TestApp {
     }
 
     pub async fn context(&self, id: &str) -> (StatusCode, Value) {
-        reply(self.from_shop(Method::GET, &format!("/v1/auth/cross-device/context/{id}"))).await
+        reply(self.shop_request(Method::GET, &format!("/v1/auth/cross-device/context/{id}"))).await
     }
 
     pub async fn cancel(&self, id: &str, token: &str) -> (StatusCode, Value) {
         reply(
-            self.from_shop(Method::POST, &format!("/v1/auth/cross-device/cancel/{id}"))
+            self.shop_request(Method::POST, &format!("/v1/auth/cross-device/cancel/{id}"))
                 .header("X-Polling-Token", token),
         )
         .await
     }
 
     pub async fn deny(&self, id: &str) -> (StatusCode, Value) {
-        reply(self.from_shop(Method::POST, &format!("/v1/auth/cross-device/deny/{id}"))).await
+        reply(self.shop_request(Method::POST, &format!("/v1/auth/cross-device/deny/{id}"))).await
     }
 }
 

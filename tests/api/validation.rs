@@ -51,7 +51,7 @@ async fn malformed_session_ids_are_refused_before_the_store(backend: Backend) {
 
 async fn bad_init_bodies_are_refused_before_the_store(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let init = || app.from_shop(Method::POST, "/v1/auth/cross-device/init");
+    let init = || app.shop_request(Method::POST, "/v1/auth/cross-device/init");
     let cases = [
         (
             init().json(&json!({"approval_context": "x".repeat(201)})),
