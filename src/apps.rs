@@ -22,6 +22,9 @@ pub struct AppConfig {
     pub rp_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_qr_base_url: Option<String>,
+    /// Whether a phone without a passkey may create one (and an account) from a sign-in request.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open_signup: bool,
 }
 
 /// An app whose every field has been checked.
@@ -35,6 +38,7 @@ pub struct App {
     pub allowed_origins: Vec<String>,
     pub rp_id: String,
     pub primary_qr_base_url: Option<Url>,
+    pub open_signup: bool,
 }
 
 /// A settings problem: which key, and what is wrong with it.
@@ -176,6 +180,7 @@ impl App {
             allowed_origins,
             rp_id,
             primary_qr_base_url,
+            open_signup: config.open_signup,
         })
     }
 
@@ -294,6 +299,7 @@ mod tests {
             allowed_origins: vec!["https://Shop.example:443".into()],
             rp_id: "example".into(),
             primary_qr_base_url: Some("https://m.shop.example/app".into()),
+            open_signup: false,
         }
     }
 

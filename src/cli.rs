@@ -38,6 +38,19 @@ pub enum Command {
     /// Manage the apps (tenants) in the settings file. A running bridge picks changes up on restart.
     #[command(subcommand)]
     Apps(AppsCommand),
+    /// Manage the key session tokens are signed with.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Write a new RSA signing key (PEM); never replaces an existing file. Give every instance of
+    /// a deployment the same file, through the `signing_key` setting.
+    Generate {
+        /// Where to write it; defaults to the `signing_key` of the settings.
+        path: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +68,9 @@ pub enum AppsCommand {
         /// The app's own approval page base: QR codes then point to <URL>/mobile-auth?session_id=….
         #[arg(long = "qr-base-url", value_name = "URL")]
         qr_base_url: Option<String>,
+        /// Let a phone without a passkey create one (and an account) when asked to sign in.
+        #[arg(long)]
+        open_signup: bool,
         /// Print one JSON object: app_id, publishable_key, secret_key.
         #[arg(long)]
         json: bool,
@@ -75,6 +91,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::server::serve(settings).await
         }
         Command::Apps(command) => apps(&cli.config, command),
+        Command::Keys(KeysCommand::Generate { path }) => {
+            let path = match path {
+                Some(path) => path,
+                None => Settings::load(&cli.config)?.signing_key,
+            };
+            crate::token::write_new_key(&path)?;
+            println!("Wrote a new signing key to {}", path.display());
+            Ok(())
+        }
     }
 }
 
@@ -93,6 +118,7 @@ fn apps(path: &Path, command: AppsCommand) -> anyhow::Result<()> {
             origins,
             rp_id,
             qr_base_url,
+            open_signup,
             json,
         } => {
             let mut doc = read_document(path)?;
@@ -123,6 +149,7 @@ fn apps(path: &Path, command: AppsCommand) -> anyhow::Result<()> {
                 allowed_origins: origins,
                 rp_id: rp_id.unwrap_or(page_host),
                 primary_qr_base_url: qr_base_url,
+                open_signup,
             };
             append_app(&mut doc, &config);
             write_checked(path, &doc)?;
@@ -237,6 +264,9 @@ fn append_app(doc: &mut DocumentMut, app: &AppConfig) {
     table.insert("rp_id", value(&app.rp_id));
     if let Some(base) = &app.primary_qr_base_url {
         table.insert("primary_qr_base_url", value(base));
+    }
+    if app.open_signup {
+        table.insert("open_signup", value(true));
     }
     let apps = doc
         .entry("apps")

@@ -13,6 +13,8 @@ pub mod bridge;
 #[cfg(feature = "ssr")]
 pub mod cli;
 #[cfg(feature = "ssr")]
+pub mod passkey;
+#[cfg(feature = "ssr")]
 pub mod secret;
 #[cfg(feature = "ssr")]
 pub mod server;
@@ -20,6 +22,8 @@ pub mod server;
 pub mod settings;
 #[cfg(feature = "ssr")]
 pub mod store;
+#[cfg(feature = "ssr")]
+pub mod token;
 
 /// The browser's entry point: brings the server-rendered page to life.
 #[cfg(feature = "hydrate")]

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 use crate::api;
-use crate::bridge::Bridge;
+use crate::bridge::{Bridge, SetupError};
 use crate::settings::{Settings, StoreKind};
 use crate::store::{self, Store};
 use crate::ui::{App, shell};
@@ -31,11 +31,11 @@ impl FromRef<AppState> for LeptosOptions {
 }
 
 impl AppState {
-    pub fn new(settings: &Settings, store: Arc<dyn Store>) -> Self {
-        Self {
-            bridge: Arc::new(Bridge::new(settings, store)),
+    pub fn new(settings: &Settings, store: Arc<dyn Store>) -> Result<Self, SetupError> {
+        Ok(Self {
+            bridge: Arc::new(Bridge::new(settings, store)?),
             leptos: leptos_options(settings),
-        }
+        })
     }
 }
 
@@ -87,19 +87,22 @@ pub fn site_root(settings: &Settings) -> PathBuf {
 }
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let store = store::open(&settings.store, "qrb")
+    let store = store::open(&settings.store, "qrb", &settings.data_dir)
         .await
         .map_err(|e| anyhow::anyhow!("store: {e}"))?;
-    let state = AppState::new(&settings, store);
-    let wasm = PathBuf::from(&*state.leptos.site_root)
+    let state = AppState::new(&settings, store)?;
+    // The script's name is the same whoever built it; the wasm's gains `_bg` outside cargo-leptos.
+    let script = PathBuf::from(&*state.leptos.site_root)
         .join("pkg")
-        .join(format!("{}.wasm", state.leptos.output_name));
-    if !wasm.is_file() {
+        .join(format!("{}.js", state.leptos.output_name));
+
+    if !script.is_file() {
         tracing::warn!(
             "{} is missing: pages will render but not come alive; build the site with `cargo leptos build`",
-            wasm.display()
+            script.display()
         );
     }
+
     let listener = TcpListener::bind(settings.addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.addr))?;

@@ -25,6 +25,12 @@ struct File {
     session_ttl: Duration,
     #[serde(default)]
     site_root: Option<PathBuf>,
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    #[serde(default)]
+    signing_key: Option<PathBuf>,
+    #[serde(default = "default_token_ttl", with = "humantime_serde")]
+    token_ttl: Duration,
     #[serde(default)]
     apps: Vec<AppConfig>,
 }
@@ -39,6 +45,14 @@ fn default_store() -> String {
 
 fn default_session_ttl() -> Duration {
     Duration::from_secs(300)
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+fn default_token_ttl() -> Duration {
+    Duration::from_secs(3600)
 }
 
 /// Where sessions are kept.
@@ -59,6 +73,11 @@ pub struct Settings {
     pub session_ttl: Duration,
     /// The built site (wasm, JS, CSS); found by [`crate::server::site_root`] when not set.
     pub site_root: Option<PathBuf>,
+    /// Where the embedded store keeps users and passkeys, and where a signing key is made if none is given.
+    pub data_dir: PathBuf,
+    /// The PEM private key session tokens are signed with; every instance must share it.
+    pub signing_key: PathBuf,
+    pub token_ttl: Duration,
     pub apps: Arc<Apps>,
 }
 
@@ -136,6 +155,15 @@ impl File {
                 "must be between 50ms and 1h (e.g. \"5m\")",
             ));
         }
+        if self.token_ttl < Duration::from_secs(60)
+            || self.token_ttl > Duration::from_secs(30 * 86_400)
+        {
+            return Err(Invalid::new(
+                "token_ttl",
+                "must be between 1m and 30d (e.g. \"1h\")",
+            ));
+        }
+
         let apps = self
             .apps
             .iter()
@@ -148,6 +176,11 @@ impl File {
             store,
             session_ttl: self.session_ttl,
             site_root: self.site_root,
+            signing_key: self
+                .signing_key
+                .unwrap_or_else(|| self.data_dir.join("signing-key.pem")),
+            data_dir: self.data_dir,
+            token_ttl: self.token_ttl,
             apps: Arc::new(Apps::new(apps)?),
         })
     }

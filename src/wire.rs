@@ -53,14 +53,41 @@ pub enum ContextType {
     Registration,
 }
 
-/// `GET /v1/auth/cross-device/context/:id`: what the phone shows before it approves.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `GET /v1/auth/cross-device/context/:id`: what the phone shows before it approves, and the
+/// WebAuthn options for `navigator.credentials.get()` (auth) or `.create()` (registration).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Context {
     #[serde(rename = "type")]
     pub kind: ContextType,
     pub application_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_context: Option<String>,
+    pub options: serde_json::Value,
+}
+
+/// `POST /v1/auth/cross-device/init-registration`
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct InitRegistrationRequest {
+    #[serde(default)]
+    pub external_user_id: Option<String>,
+}
+
+/// `POST /v1/auth/cross-device/verify` and `…/verify-registration`: the phone's signed answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VerifyRequest<C> {
+    pub session_id: String,
+    pub credential: C,
+}
+
+/// `GET /v1/sessions/validate`: every field a string, never `null`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validated {
+    pub valid: bool,
+    pub user_id: String,
+    /// Empty when the user was created without one.
+    pub external_user_id: String,
+    pub tenant_id: String,
+    pub app_id: String,
 }
 
 /// `{"ok":true,"data":…}`

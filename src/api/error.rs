@@ -6,7 +6,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::apps::AuthError;
 use crate::bridge::BridgeError;
-use crate::session::{InvalidApprovalContext, InvalidSessionId};
+use crate::passkey::PasskeyError;
+use crate::session::{InvalidApprovalContext, InvalidExternalUserId, InvalidSessionId};
+use crate::token::TokenError;
 use crate::wire::{ErrorBody, ErrorEnvelope};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,12 @@ pub enum ApiError {
 
 impl From<InvalidSessionId> for ApiError {
     fn from(e: InvalidSessionId) -> Self {
+        ApiError::Validation(e.to_string())
+    }
+}
+
+impl From<InvalidExternalUserId> for ApiError {
+    fn from(e: InvalidExternalUserId) -> Self {
         ApiError::Validation(e.to_string())
     }
 }
@@ -80,12 +88,38 @@ impl ApiError {
                     "session_expired",
                     "The sign-in was cancelled.".into(),
                 ),
-                BridgeError::Refused(t) => (
-                    S::CONFLICT,
-                    "qr_invalid_state",
-                    format!("{}.", capitalise(&t.to_string())),
-                ),
-                BridgeError::Store(_) | BridgeError::Contended => (
+                BridgeError::Refused(t) => (S::CONFLICT, "qr_invalid_state", sentence(t)),
+                BridgeError::ChallengeUsed => (S::CONFLICT, "qr_replay_detected", sentence(e)),
+                BridgeError::WrongCeremony => (S::CONFLICT, "qr_invalid_state", sentence(e)),
+                BridgeError::CredentialNotFound => {
+                    (S::NOT_FOUND, "qr_credential_not_found", sentence(e))
+                }
+                BridgeError::SignupClosed => (S::FORBIDDEN, "forbidden", sentence(e)),
+                BridgeError::Passkey(p) => match p {
+                    PasskeyError::ChallengeMismatch => {
+                        (S::BAD_REQUEST, "challenge_mismatch", sentence(p))
+                    }
+                    PasskeyError::CounterWentBack => {
+                        (S::CONFLICT, "qr_replay_detected", sentence(p))
+                    }
+                    PasskeyError::WrongSite
+                    | PasskeyError::NotVerified
+                    | PasskeyError::NoUserHandle => {
+                        (S::BAD_REQUEST, "qr_invalid_response", sentence(p))
+                    }
+                    PasskeyError::Invalid(_) => (
+                        S::BAD_REQUEST,
+                        "qr_invalid_response",
+                        "The passkey response is not valid.".into(),
+                    ),
+                },
+                BridgeError::Token(TokenError::Expired) => {
+                    (S::UNAUTHORIZED, "session_expired", sentence(e))
+                }
+                BridgeError::Token(TokenError::Invalid) => {
+                    (S::UNAUTHORIZED, "unauthorized", sentence(e))
+                }
+                BridgeError::Store(_) | BridgeError::Contended | BridgeError::Token(_) => (
                     S::INTERNAL_SERVER_ERROR,
                     "internal_error",
                     "Something went wrong on our side; try again.".into(),
@@ -99,6 +133,10 @@ impl ApiError {
             ),
         }
     }
+}
+
+fn sentence(e: &impl std::fmt::Display) -> String {
+    format!("{}.", capitalise(&e.to_string()))
 }
 
 fn capitalise(text: &str) -> String {
@@ -115,6 +153,8 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             // The cause goes to the log only; the body stays generic.
             tracing::error!(error = %self, "request failed");
+        } else if let ApiError::Bridge(BridgeError::Passkey(cause)) = &self {
+            tracing::info!(%cause, "passkey response refused");
         }
         let body = ErrorEnvelope {
             ok: false,

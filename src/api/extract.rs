@@ -39,13 +39,32 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let bearer = header(&parts.headers, AUTHORIZATION).and_then(|v| {
-            let (scheme, key) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then_some(key)
-        });
         let origin = header(&parts.headers, ORIGIN);
-        Ok(Caller(state.bridge.apps().authenticate(bearer, origin)?))
+        Ok(Caller(
+            state
+                .bridge
+                .apps()
+                .authenticate(bearer(&parts.headers), origin)?,
+        ))
     }
+}
+
+/// The token after `Authorization: Bearer`, for endpoints that take a session token rather than an app key.
+pub struct Bearer(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Bearer(bearer(&parts.headers).map(str::to_owned)))
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let (scheme, value) = header(headers, AUTHORIZATION)?.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(value.trim())
 }
 
 /// `X-Polling-Token`, when sent. Never taken from the query string, so it stays out of URLs and logs.
@@ -61,7 +80,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PollingToken {
     }
 }
 
-/// A JSON body; an empty body means `{}` so that `curl -X POST` works without one.
+/// A JSON body; an empty body reads as `{}`, so `curl -X POST` works where every field is optional.
 pub struct JsonBody<T>(pub T);
 
 fn is_json(content_type: &str) -> bool {
@@ -78,7 +97,7 @@ fn is_json(content_type: &str) -> bool {
 impl<S, T> FromRequest<S> for JsonBody<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned + Default,
+    T: DeserializeOwned,
 {
     type Rejection = ApiError;
 
@@ -95,13 +114,11 @@ where
                 ApiError::Validation(e.body_text())
             }
         })?;
-        if bytes.is_empty() {
-            return Ok(JsonBody(T::default()));
-        }
-        if !declared_json {
+        if !bytes.is_empty() && !declared_json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+        let json: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
+        serde_json::from_slice(json).map(JsonBody).map_err(|e| {
             ApiError::Validation(format!("the body is not valid JSON for this endpoint: {e}"))
         })
     }

@@ -14,36 +14,67 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
+use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 pub use error::ApiError;
-use extract::{Caller, Id, JsonBody, PollingToken};
+use extract::{Bearer, Caller, Id, JsonBody, PollingToken};
 
-use crate::apps::Apps;
-use crate::bridge::{Observed, iso8601};
+use crate::apps::{App, Apps};
+use crate::bridge::{BridgeError, Observed, Opened, Started as StartedSession, iso8601};
 use crate::server::AppState;
-use crate::session::{ApprovalContext, Kind, State as SessionState};
+use crate::session::{
+    ApprovalContext, Kind, SessionId, State as SessionState, parse_external_user_id,
+};
 use crate::store::StoreError;
-use crate::wire::{Context, ContextType, Envelope, InitRequest, Started, Status, WireStatus};
+use crate::token::TokenError;
+use crate::wire::{
+    Context, ContextType, Envelope, InitRegistrationRequest, InitRequest, Started, Status,
+    Validated, VerifyRequest, WireStatus,
+};
 
-/// Bodies here are a few hundred bytes; anything near this is a mistake or an attack.
+/// Bodies here are at most a few kilobytes (a registration's attestation); more is a mistake or an attack.
 pub const BODY_LIMIT: usize = 16 * 1024;
 
 pub fn routes(apps: &Apps) -> Router<AppState> {
-    Router::new()
+    let v1 = Router::new()
         .route("/v1/auth/cross-device/init", post(init))
+        .route(
+            "/v1/auth/cross-device/init-registration",
+            post(init_registration),
+        )
         .route("/v1/auth/cross-device/status/{id}", get(status))
         .route("/v1/auth/cross-device/context/{id}", get(context))
+        .route("/v1/auth/cross-device/signup/{id}", post(signup))
+        .route("/v1/auth/cross-device/verify", post(verify))
+        .route(
+            "/v1/auth/cross-device/verify-registration",
+            post(verify_registration),
+        )
         .route("/v1/auth/cross-device/cancel/{id}", post(cancel))
         .route("/v1/auth/cross-device/deny/{id}", post(deny))
+        .route("/v1/sessions/validate", get(validate))
         .route("/v1/{*rest}", any(|| async { ApiError::RouteNotFound }))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        // Answers carry polling results and, later, tokens: no cache may keep them.
+        // Answers carry polling results and tokens: no cache may keep them.
         .layer(SetResponseHeaderLayer::overriding(
             CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .layer(cors(apps))
+        .layer(cors(apps));
+    // Public keys: anyone may fetch them, from anywhere, and the SDK caches them for an hour.
+    let jwks = Router::new()
+        .route("/.well-known/jwks.json", get(jwks))
+        .layer(SetResponseHeaderLayer::overriding(
+            CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=3600"),
+        ))
+        .layer(
+            CorsLayer::new()
+                .allow_origin(tower_http::cors::Any)
+                .allow_methods([Method::GET]),
+        );
+    v1.merge(jwks)
 }
 
 /// Browsers on any app's allowed origin may call the API; which app a request speaks for is
@@ -70,6 +101,17 @@ fn ok<T>(data: T) -> Json<Envelope<T>> {
     Json(Envelope { ok: true, data })
 }
 
+fn started(s: StartedSession) -> (StatusCode, Json<Envelope<Started>>) {
+    let data = Started {
+        session_id: s.session.id.to_string(),
+        qr_url: s.qr_url,
+        expires_at: iso8601(s.session.expires_at),
+        polling_token: s.polling_token,
+        external_user_id: s.session.external_user_id,
+    };
+    (StatusCode::CREATED, ok(data))
+}
+
 async fn init(
     State(state): State<AppState>,
     Caller(app): Caller,
@@ -81,23 +123,35 @@ async fn init(
         .map(ApprovalContext::parse)
         .transpose()?
         .flatten();
-    let started = state
-        .bridge
-        .start(&app, Kind::Auth, approval_context, None)
-        .await?;
-    let data = Started {
-        session_id: started.session.id.to_string(),
-        qr_url: started.qr_url,
-        expires_at: iso8601(started.session.expires_at),
-        polling_token: started.polling_token,
-        external_user_id: started.session.external_user_id,
-    };
-    Ok((StatusCode::CREATED, ok(data)))
+    Ok(started(
+        state
+            .bridge
+            .start(&app, Kind::Auth, approval_context, None)
+            .await?,
+    ))
+}
+
+async fn init_registration(
+    State(state): State<AppState>,
+    Caller(app): Caller,
+    JsonBody(body): JsonBody<InitRegistrationRequest>,
+) -> Result<(StatusCode, Json<Envelope<Started>>), ApiError> {
+    let external_user_id = body
+        .external_user_id
+        .as_deref()
+        .map(parse_external_user_id)
+        .transpose()?
+        .flatten();
+    Ok(started(
+        state
+            .bridge
+            .start(&app, Kind::Registration, None, external_user_id)
+            .await?,
+    ))
 }
 
 /// The SDK knows `pending`, `authenticated` and `completed`; the other endings are its errors.
 fn status_body(observed: Observed) -> Result<Status, ApiError> {
-    use crate::bridge::BridgeError as E;
     let report = |status, scanned| Status {
         status,
         scanned,
@@ -110,7 +164,7 @@ fn status_body(observed: Observed) -> Result<Status, ApiError> {
         SessionState::Authenticated => report(WireStatus::Authenticated, false),
         SessionState::Completed => {
             let done = observed.completion.ok_or_else(|| {
-                E::Store(StoreError::Corrupt(
+                BridgeError::Store(StoreError::Corrupt(
                     "a completed session without its token".into(),
                 ))
             })?;
@@ -121,9 +175,9 @@ fn status_body(observed: Observed) -> Result<Status, ApiError> {
                 user_id: Some(done.user_id.to_string()),
             }
         }
-        SessionState::Denied => return Err(E::Denied.into()),
-        SessionState::Cancelled => return Err(E::Cancelled.into()),
-        SessionState::Expired => return Err(E::Expired.into()),
+        SessionState::Denied => return Err(BridgeError::Denied.into()),
+        SessionState::Cancelled => return Err(BridgeError::Cancelled.into()),
+        SessionState::Expired => return Err(BridgeError::Expired.into()),
     })
 }
 
@@ -136,20 +190,59 @@ async fn status(
     Ok(ok(status_body(observed)?))
 }
 
+fn context_body(app: &App, opened: Opened) -> Json<Envelope<Context>> {
+    ok(Context {
+        kind: match opened.kind {
+            Kind::Auth => ContextType::Auth,
+            Kind::Registration => ContextType::Registration,
+        },
+        application_name: app.name.clone(),
+        approval_context: opened.session.approval_context.map(String::from),
+        options: opened.options,
+    })
+}
+
 async fn context(
     State(state): State<AppState>,
     Id(id): Id,
     Caller(app): Caller,
 ) -> Result<Json<Envelope<Context>>, ApiError> {
-    let session = state.bridge.scan(&app, &id).await?;
-    Ok(ok(Context {
-        kind: match session.kind {
-            Kind::Auth => ContextType::Auth,
-            Kind::Registration => ContextType::Registration,
-        },
-        application_name: app.name.clone(),
-        approval_context: session.approval_context.map(String::from),
-    }))
+    Ok(context_body(&app, state.bridge.open(&app, &id).await?))
+}
+
+/// A phone with no passkey creates one instead (apps with `open_signup`).
+async fn signup(
+    State(state): State<AppState>,
+    Id(id): Id,
+    Caller(app): Caller,
+) -> Result<Json<Envelope<Context>>, ApiError> {
+    Ok(context_body(
+        &app,
+        state.bridge.open_signup(&app, &id).await?,
+    ))
+}
+
+async fn verify(
+    State(state): State<AppState>,
+    Caller(app): Caller,
+    JsonBody(body): JsonBody<VerifyRequest<PublicKeyCredential>>,
+) -> Result<StatusCode, ApiError> {
+    let id = SessionId::parse(&body.session_id)?;
+    state.bridge.verify(&app, &id, &body.credential).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn verify_registration(
+    State(state): State<AppState>,
+    Caller(app): Caller,
+    JsonBody(body): JsonBody<VerifyRequest<RegisterPublicKeyCredential>>,
+) -> Result<StatusCode, ApiError> {
+    let id = SessionId::parse(&body.session_id)?;
+    state
+        .bridge
+        .verify_registration(&app, &id, &body.credential)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn cancel(
@@ -168,4 +261,24 @@ async fn deny(
 ) -> Result<StatusCode, ApiError> {
     state.bridge.deny(&app, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `Authorization: Bearer <session token>`: whether this deployment issued it and it still holds.
+async fn validate(
+    State(state): State<AppState>,
+    Bearer(token): Bearer,
+) -> Result<Json<Envelope<Validated>>, ApiError> {
+    let token = token.ok_or(BridgeError::Token(TokenError::Invalid))?;
+    let claims = state.bridge.validate(&token)?;
+    Ok(ok(Validated {
+        valid: true,
+        user_id: claims.user_id,
+        external_user_id: claims.external_user_id.unwrap_or_default(),
+        tenant_id: claims.tenant_id,
+        app_id: claims.app_id,
+    }))
+}
+
+async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(state.bridge.jwks().clone())
 }

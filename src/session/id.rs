@@ -108,6 +108,22 @@ impl fmt::Display for UserId {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("external_user_id must be 1 to 256 characters without control characters")]
+pub struct InvalidExternalUserId;
+
+/// An integrator's own id for a person, trimmed; blank means none.
+pub fn parse_external_user_id(text: &str) -> Result<Option<String>, InvalidExternalUserId> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.chars().count() > 256 || text.chars().any(char::is_control) {
+        return Err(InvalidExternalUserId);
+    }
+    Ok(Some(text.to_owned()))
+}
+
 /// A bearer secret handed to the desktop on completion. Its `Debug` hides the value so that a
 /// session printed in a log line never carries a usable token.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +166,23 @@ mod tests {
         ] {
             assert_eq!(SessionId::parse(bad), Err(InvalidSessionId), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn external_user_ids_are_trimmed_and_bounded() {
+        assert_eq!(
+            parse_external_user_id("  ada@shop.test "),
+            Ok(Some("ada@shop.test".into()))
+        );
+        assert_eq!(parse_external_user_id(" "), Ok(None));
+        assert_eq!(
+            parse_external_user_id(&"x".repeat(257)),
+            Err(InvalidExternalUserId)
+        );
+        assert_eq!(
+            parse_external_user_id("a\u{0}b"),
+            Err(InvalidExternalUserId)
+        );
     }
 
     #[test]

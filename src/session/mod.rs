@@ -42,7 +42,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use context::{ApprovalContext, InvalidApprovalContext};
-pub use id::{InvalidSessionId, SessionId, SessionToken, Timestamp, UserId};
+pub use id::{
+    InvalidExternalUserId, InvalidSessionId, SessionId, SessionToken, Timestamp, UserId,
+    parse_external_user_id,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -243,31 +246,39 @@ impl Session {
         })
     }
 
+    /// Whether an event of this kind would be accepted at `now`, without applying it: lets a
+    /// caller refuse early, before spending a challenge. `Ok(None)` means "accepted, nothing
+    /// changes". Answered from the same table as [`Session::apply`].
+    pub fn accepts(
+        &self,
+        event: EventKind,
+        now: Timestamp,
+    ) -> Result<Option<State>, TransitionError> {
+        use EventKind as E;
+        use State::*;
+        Ok(Some(match (self.state_at(now), event) {
+            (Denied, E::Deny) | (Cancelled, E::Cancel) => return Ok(None),
+            (Expired, _) => return Err(TransitionError::Expired),
+            (Pending | Scanned, E::Scan) => Scanned,
+            (Scanned, E::Authenticate) => Authenticated,
+            (Scanned | Authenticated, E::Complete) => Completed,
+            (Pending | Scanned | Authenticated, E::Deny) => Denied,
+            (Pending | Scanned | Authenticated, E::Cancel) => Cancelled,
+            (state, event) => return Err(TransitionError::NotAllowed { state, event }),
+        }))
+    }
+
     /// Applies `event` at `now` following the table in the module documentation.
     pub fn apply(&mut self, event: Event, now: Timestamp) -> Result<Applied, TransitionError> {
-        use State::*;
-        let state = self.state_at(now);
-        let next = match (state, &event) {
-            (Denied, Event::Deny) | (Cancelled, Event::Cancel) => return Ok(Applied::Unchanged),
-            (Expired, _) => return Err(TransitionError::Expired),
-            (Pending | Scanned, Event::Scan) => Scanned,
-            (Scanned, Event::Authenticate(_)) => Authenticated,
-            (Scanned, Event::Complete(_)) => Completed,
-            (Authenticated, Event::Complete(done)) => {
-                if self.user_id.as_ref() != Some(&done.user_id) {
-                    return Err(TransitionError::UserMismatch);
-                }
-                Completed
-            }
-            (Pending | Scanned | Authenticated, Event::Deny) => Denied,
-            (Pending | Scanned | Authenticated, Event::Cancel) => Cancelled,
-            (state, event) => {
-                return Err(TransitionError::NotAllowed {
-                    state,
-                    event: event.kind(),
-                });
-            }
+        let Some(next) = self.accepts(event.kind(), now)? else {
+            return Ok(Applied::Unchanged);
         };
+        if let Event::Complete(done) = &event
+            && self.state == State::Authenticated
+            && self.user_id.as_ref() != Some(&done.user_id)
+        {
+            return Err(TransitionError::UserMismatch);
+        }
         match event {
             Event::Authenticate(user) => self.user_id = Some(user),
             Event::Complete(done) => {
@@ -454,6 +465,31 @@ mod tests {
                     }
                 );
                 check(shown, session, event, at_expiry(), want);
+            }
+        }
+    }
+
+    #[test]
+    fn accepts_predicts_apply_for_every_pair() {
+        for from in State::ALL {
+            for event in events() {
+                for late in [false, true] {
+                    let (session, t) = session_in(from);
+                    let now = if late { at_expiry() } else { t };
+                    let predicted = session.accepts(event.kind(), now);
+                    let mut applied = session.clone();
+                    let got = applied.apply(event.clone(), now);
+                    match predicted {
+                        Ok(Some(to)) => {
+                            assert_eq!(got, Ok(Applied::Changed), "{from} {event:?} late={late}");
+                            assert_eq!(applied.state_at(now), to);
+                        }
+                        Ok(None) => {
+                            assert_eq!(got, Ok(Applied::Unchanged), "{from} {event:?} late={late}")
+                        }
+                        Err(e) => assert_eq!(got, Err(e), "{from} {event:?} late={late}"),
+                    }
+                }
             }
         }
     }

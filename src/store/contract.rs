@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use crate::passkey::{Ceremony, Passkeys, User};
 use crate::session::{Event, Kind, NewSession, State};
+use crate::settings::Settings;
 
 fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -168,6 +170,130 @@ async fn the_clock_is_wall_time(store: Arc<dyn Store>) {
     );
 }
 
+/// A real sign-in ceremony (its challenge state), as the bridge would store it.
+fn ceremony() -> Ceremony {
+    let settings = Settings::from_toml(
+        r#"
+        public_origin = "https://bridge.test"
+        [[apps]]
+        id = "app_contract"
+        name = "Contract"
+        publishable_key = "cli_contract_0123456789"
+        secret_key_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+        rp_id = "bridge.test"
+        "#,
+    )
+    .unwrap();
+    let passkeys = Passkeys::new(&settings.apps, &settings.public_origin).unwrap();
+    passkeys
+        .start_sign_in(settings.apps.get("app_contract").unwrap())
+        .unwrap()
+        .1
+}
+
+fn same(a: &Ceremony, b: &Ceremony) -> bool {
+    serde_json::to_string(a).unwrap() == serde_json::to_string(b).unwrap()
+}
+
+async fn a_ceremony_is_taken_once(store: Arc<dyn Store>) {
+    let s = inserted(&*store, Duration::from_secs(60)).await;
+    let c = ceremony();
+    store.put_ceremony(&s.id, &c, s.expires_at).await.unwrap();
+    assert!(same(
+        &store.take_ceremony(&s.id).await.unwrap().expect("stored"),
+        &c
+    ));
+    assert!(
+        store.take_ceremony(&s.id).await.unwrap().is_none(),
+        "a challenge is answered once"
+    );
+}
+
+async fn a_newer_ceremony_replaces_the_older(store: Arc<dyn Store>) {
+    let s = inserted(&*store, Duration::from_secs(60)).await;
+    let (old, new) = (ceremony(), ceremony());
+    store.put_ceremony(&s.id, &old, s.expires_at).await.unwrap();
+    store.put_ceremony(&s.id, &new, s.expires_at).await.unwrap();
+    assert!(same(
+        &store.take_ceremony(&s.id).await.unwrap().unwrap(),
+        &new
+    ));
+}
+
+async fn concurrent_takers_of_one_ceremony_have_one_winner(store: Arc<dyn Store>) {
+    let s = inserted(&*store, Duration::from_secs(60)).await;
+    store
+        .put_ceremony(&s.id, &ceremony(), s.expires_at)
+        .await
+        .unwrap();
+    let takers = (0..16).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.take_ceremony(&s.id).await.unwrap().is_some() })
+    });
+    let got = futures::future::join_all(takers).await;
+    assert_eq!(got.into_iter().filter(|t| *t.as_ref().unwrap()).count(), 1);
+}
+
+async fn a_ceremony_ends_with_its_session(store: Arc<dyn Store>) {
+    let s = inserted(&*store, Duration::from_millis(80)).await;
+    store
+        .put_ceremony(&s.id, &ceremony(), s.expires_at)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(store.take_ceremony(&s.id).await.unwrap().is_none());
+}
+
+async fn users_are_found_by_id_and_external_id_within_their_app(store: Arc<dyn Store>) {
+    let now = store.now().await.unwrap();
+    let ada = User::new(
+        uuid::Uuid::new_v4(),
+        "app_a",
+        Some("ada@a.test".into()),
+        now,
+    );
+    let anon = User::new(uuid::Uuid::new_v4(), "app_a", None, now);
+    store.save_user(&ada).await.unwrap();
+    store.save_user(&anon).await.unwrap();
+    assert_eq!(
+        store
+            .load_user("app_a", &ada.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .external_user_id,
+        ada.external_user_id
+    );
+    assert_eq!(
+        store
+            .find_user_by_external_id("app_a", "ada@a.test")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        ada.id
+    );
+    assert!(store.load_user("app_a", &anon.id).await.unwrap().is_some());
+    assert!(
+        store.load_user("app_b", &ada.id).await.unwrap().is_none(),
+        "users belong to one app"
+    );
+    assert!(
+        store
+            .find_user_by_external_id("app_b", "ada@a.test")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .find_user_by_external_id("app_a", "nobody")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod memory_backend {
@@ -188,7 +314,69 @@ contract!(
     writes_after_expiry_are_refused_but_the_session_stays_readable,
     sessions_past_retention_are_gone,
     the_clock_is_wall_time,
+    a_ceremony_is_taken_once,
+    a_newer_ceremony_replaces_the_older,
+    concurrent_takers_of_one_ceremony_have_one_winner,
+    a_ceremony_ends_with_its_session,
+    users_are_found_by_id_and_external_id_within_their_app,
 );
+
+#[tokio::test]
+async fn embedded_users_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let user = User::new(
+        uuid::Uuid::new_v4(),
+        "app_a",
+        Some("ada".into()),
+        Timestamp::from_millis(1),
+    );
+    {
+        let store = MemoryStore::open(dir.path()).unwrap();
+        store.save_user(&user).await.unwrap();
+    }
+    let reopened = MemoryStore::open(dir.path()).unwrap();
+    assert_eq!(
+        reopened
+            .find_user_by_external_id("app_a", "ada")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        user.id
+    );
+    // Only the finished file is ever in place: no temporary file is left beside it.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["users.json"]);
+}
+
+#[tokio::test]
+async fn redis_users_never_expire() {
+    let (store, cleanup) = redis().await;
+    let user = User::new(
+        uuid::Uuid::new_v4(),
+        "app_a",
+        Some("ada".into()),
+        store.now().await.unwrap(),
+    );
+    store.save_user(&user).await.unwrap();
+    let prefix = &cleanup.as_ref().unwrap().0;
+    let client = ::redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for key in [
+        format!("{prefix}:app:{{app_a}}:user:{}", user.id),
+        format!("{prefix}:app:{{app_a}}:ext:ada"),
+    ] {
+        let ttl: i64 = ::redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(ttl, -1, "{key} must exist without expiry");
+    }
+}
 
 /// What only Redis can show: the key layout and that Redis, not the instance, drops the key.
 #[tokio::test]

@@ -1,25 +1,38 @@
-//! The embedded store: sessions in this process's memory, for a single instance with nothing to run beside it.
+//! The embedded store: sessions in this process's memory, users and passkeys also in a file that survives restarts.
 
 use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
-use super::{KEPT_AFTER_EXPIRY, Loaded, Replaced, Store, StoreError};
-use crate::session::{Session, SessionId, Timestamp};
+use super::{KEPT_AFTER_EXPIRY, Loaded, Replaced, Store, StoreError, decode, encode};
+use crate::passkey::{Ceremony, User};
+use crate::session::{Session, SessionId, Timestamp, UserId};
 
 /// How often an insert may also sweep out sessions past their retention.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
+const USERS_FILE: &str = "users.json";
+
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Where users are written; `None` keeps them in memory only (tests).
+    users_file: Option<PathBuf>,
+    /// Serialises file writes so that a newer snapshot is never overwritten by an older one.
+    write_lock: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
 struct Inner {
     sessions: HashMap<SessionId, Entry>,
+    /// Ceremonies are kept as JSON, as in Redis, so both stores hand out a fresh value on take.
+    ceremonies: HashMap<SessionId, (String, Timestamp)>,
+    users: HashMap<(String, UserId), User>,
+    external_ids: HashMap<(String, String), UserId>,
     last_sweep: u64,
 }
 
@@ -39,10 +52,50 @@ fn dropped_at(session: &Session) -> Timestamp {
     session.expires_at.plus(KEPT_AFTER_EXPIRY)
 }
 
+fn io(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("{}: {e}", path.display()))
+}
+
+/// Replaces `path` with `text` through a temporary file and a rename, syncing both file and
+/// directory, so a crash leaves either the old file or the new one, never a torn one.
+fn write_atomically(path: &Path, text: &str) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| io(dir, e))?;
+    file.write_all(text.as_bytes()).map_err(|e| io(path, e))?;
+    file.as_file().sync_all().map_err(|e| io(path, e))?;
+    file.persist(path).map_err(|e| io(path, e.error))?;
+    if let Ok(dir) = std::fs::File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
 impl MemoryStore {
+    /// An embedded store whose users live in `<data_dir>/users.json`, read back now if present.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join(USERS_FILE);
+        let store = MemoryStore {
+            users_file: Some(path.clone()),
+            ..MemoryStore::default()
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let users: Vec<User> = decode(&path.display().to_string(), &text)?;
+                let mut inner = store.lock();
+                for user in users {
+                    inner.index(user);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&path, e)),
+        }
+        Ok(store)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave a half-written entry (each write is one
-        // map operation), so a poisoned lock is still consistent.
+        // Every write below is one map operation, so a panic elsewhere cannot leave a half-written
+        // entry and a poisoned lock is still consistent.
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -61,8 +114,18 @@ impl Inner {
     fn sweep(&mut self, now: Timestamp) {
         if now.as_millis().saturating_sub(self.last_sweep) >= SWEEP_EVERY.as_millis() as u64 {
             self.sessions.retain(|_, e| now < dropped_at(&e.session));
+            self.ceremonies.retain(|_, (_, until)| now < *until);
             self.last_sweep = now.as_millis();
         }
+    }
+
+    fn index(&mut self, user: User) {
+        if let Some(external) = &user.external_user_id {
+            self.external_ids
+                .insert((user.app_id.clone(), external.clone()), user.id.clone());
+        }
+        self.users
+            .insert((user.app_id.clone(), user.id.clone()), user);
     }
 }
 
@@ -124,5 +187,62 @@ impl Store for MemoryStore {
             },
         );
         Ok(Replaced::Done)
+    }
+
+    async fn put_ceremony(
+        &self,
+        id: &SessionId,
+        ceremony: &Ceremony,
+        until: Timestamp,
+    ) -> Result<(), StoreError> {
+        let json = encode(ceremony)?;
+        self.lock().ceremonies.insert(*id, (json, until));
+        Ok(())
+    }
+
+    async fn take_ceremony(&self, id: &SessionId) -> Result<Option<Ceremony>, StoreError> {
+        let now = clock();
+        let taken = self.lock().ceremonies.remove(id);
+        match taken {
+            Some((json, until)) if now < until => Ok(Some(decode("ceremony", &json)?)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn load_user(&self, app_id: &str, id: &UserId) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .lock()
+            .users
+            .get(&(app_id.to_owned(), id.clone()))
+            .cloned())
+    }
+
+    async fn find_user_by_external_id(
+        &self,
+        app_id: &str,
+        external_user_id: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let inner = self.lock();
+        let id = inner
+            .external_ids
+            .get(&(app_id.to_owned(), external_user_id.to_owned()));
+        Ok(id
+            .and_then(|id| inner.users.get(&(app_id.to_owned(), id.clone())))
+            .cloned())
+    }
+
+    async fn save_user(&self, user: &User) -> Result<(), StoreError> {
+        self.lock().index(user.clone());
+        let Some(path) = self.users_file.clone() else {
+            return Ok(());
+        };
+        let _writing = self.write_lock.lock().await;
+        // The snapshot is taken under the write lock, after this change, so the file written last
+        // always holds every change made before it.
+        let snapshot: Vec<User> = self.lock().users.values().cloned().collect();
+        let text = encode(&snapshot)?;
+        tokio::task::spawn_blocking(move || write_atomically(&path, &text))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 }

@@ -6,12 +6,14 @@ mod redis;
 #[cfg(test)]
 mod contract;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::session::{Session, SessionId, Timestamp};
+use crate::passkey::{Ceremony, User};
+use crate::session::{Session, SessionId, Timestamp, UserId};
 use crate::settings::StoreKind;
 
 pub use memory::MemoryStore;
@@ -71,12 +73,48 @@ pub trait Store: Send + Sync + 'static {
         rev: u64,
         session: &Session,
     ) -> Result<Replaced, StoreError>;
+
+    /// Keeps the WebAuthn ceremony of a session until `until`, replacing any earlier one, so only
+    /// the newest challenge can be answered.
+    async fn put_ceremony(
+        &self,
+        id: &SessionId,
+        ceremony: &Ceremony,
+        until: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Takes the ceremony out in one atomic step: of two concurrent callers, one gets it.
+    async fn take_ceremony(&self, id: &SessionId) -> Result<Option<Ceremony>, StoreError>;
+
+    async fn load_user(&self, app_id: &str, id: &UserId) -> Result<Option<User>, StoreError>;
+
+    async fn find_user_by_external_id(
+        &self,
+        app_id: &str,
+        external_user_id: &str,
+    ) -> Result<Option<User>, StoreError>;
+
+    /// Saves a user durably (no expiry), with its `external_user_id` index.
+    async fn save_user(&self, user: &User) -> Result<(), StoreError>;
 }
 
-/// Opens the store the settings name; for Redis, `prefix` starts every key (`qrb` in production).
-pub async fn open(kind: &StoreKind, prefix: &str) -> Result<Arc<dyn Store>, StoreError> {
+/// Opens the store the settings name. The embedded store keeps users under `data_dir`; for
+/// Redis, `prefix` starts every key (`qrb` in production).
+pub async fn open(
+    kind: &StoreKind,
+    prefix: &str,
+    data_dir: &Path,
+) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match kind {
-        StoreKind::Memory => Arc::new(MemoryStore::default()),
+        StoreKind::Memory => Arc::new(MemoryStore::open(data_dir)?),
         StoreKind::Redis { url } => Arc::new(RedisStore::connect(url, prefix).await?),
     })
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }

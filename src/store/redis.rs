@@ -1,9 +1,12 @@
 //! The Redis store: one hash per session under a Cluster hash tag, every change a Lua compare-and-set judged by Redis's clock.
 //!
-//! Layout: `<prefix>:{<session id>}` is a hash with `rev` (bumped on every write), `exp`
-//! (`expires_at` in ms, for the scripts) and `body` (the session as JSON). The key carries a TTL
-//! set with `PEXPIREAT` on Redis's own clock. The braces make every key of a session hash to one
-//! Cluster slot, so later per-session keys (challenges, channels) can join it in one script.
+//! Layout (braces are Cluster hash tags: every key of one session, or of one app's users, shares a slot):
+//! - `<prefix>:{<session id>}`: a hash with `rev` (bumped by Redis on every write), `exp`
+//!   (`expires_at` in ms, for the scripts) and `body` (the session as JSON), expiring by
+//!   `PEXPIREAT` on Redis's own clock;
+//! - `<prefix>:{<session id>}:ceremony`: the pending WebAuthn ceremony, taken with `GETDEL`;
+//! - `<prefix>:app:{<app id>}:user:<user id>`: a user and their passkeys as JSON, no expiry;
+//! - `<prefix>:app:{<app id>}:ext:<external user id>`: the user id it maps to, no expiry.
 
 use std::time::Duration;
 
@@ -11,8 +14,9 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
 
-use super::{KEPT_AFTER_EXPIRY, Loaded, Replaced, Store, StoreError};
-use crate::session::{Session, SessionId, Timestamp};
+use super::{KEPT_AFTER_EXPIRY, Loaded, Replaced, Store, StoreError, decode, encode};
+use crate::passkey::{Ceremony, User};
+use crate::session::{Session, SessionId, Timestamp, UserId};
 
 /// Redis 7.0 has no `SET … IFEQ`, so creation refuses an existing key inside a script.
 const INSERT: &str = r"
@@ -88,6 +92,18 @@ impl RedisStore {
     fn key(&self, id: &SessionId) -> String {
         format!("{}:{{{id}}}", self.prefix)
     }
+
+    fn ceremony_key(&self, id: &SessionId) -> String {
+        format!("{}:{{{id}}}:ceremony", self.prefix)
+    }
+
+    fn user_key(&self, app_id: &str, id: &UserId) -> String {
+        format!("{}:app:{{{app_id}}}:user:{id}", self.prefix)
+    }
+
+    fn external_key(&self, app_id: &str, external_user_id: &str) -> String {
+        format!("{}:app:{{{app_id}}}:ext:{external_user_id}", self.prefix)
+    }
 }
 
 #[async_trait]
@@ -158,5 +174,73 @@ impl Store for RedisStore {
             -1 => Replaced::Gone,
             _ => Replaced::Expired,
         })
+    }
+
+    async fn put_ceremony(
+        &self,
+        id: &SessionId,
+        ceremony: &Ceremony,
+        until: Timestamp,
+    ) -> Result<(), StoreError> {
+        redis::cmd("SET")
+            .arg(self.ceremony_key(id))
+            .arg(encode(ceremony)?)
+            .arg("PXAT")
+            .arg(until.as_millis())
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn take_ceremony(&self, id: &SessionId) -> Result<Option<Ceremony>, StoreError> {
+        let json: Option<String> = redis::cmd("GETDEL")
+            .arg(self.ceremony_key(id))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        json.map(|j| decode("ceremony", &j)).transpose()
+    }
+
+    async fn load_user(&self, app_id: &str, id: &UserId) -> Result<Option<User>, StoreError> {
+        let json: Option<String> = redis::cmd("GET")
+            .arg(self.user_key(app_id, id))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        json.map(|j| decode(&format!("user {id}"), &j)).transpose()
+    }
+
+    async fn find_user_by_external_id(
+        &self,
+        app_id: &str,
+        external_user_id: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let id: Option<String> = redis::cmd("GET")
+            .arg(self.external_key(app_id, external_user_id))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        match id {
+            Some(id) => self.load_user(app_id, &UserId::new(id)).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn save_user(&self, user: &User) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SET")
+            .arg(self.user_key(&user.app_id, &user.id))
+            .arg(encode(user)?)
+            .ignore();
+        if let Some(external) = &user.external_user_id {
+            pipe.cmd("SET")
+                .arg(self.external_key(&user.app_id, external))
+                .arg(user.id.as_str())
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)
     }
 }

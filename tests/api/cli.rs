@@ -7,12 +7,23 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::helpers::{BRIDGE_ORIGIN, Client};
+use crate::phone::Phone;
+
 const BIN: &str = env!("CARGO_BIN_EXE_qr-bridge");
 
 const BASE: &str = r#"# my bridge
 public_origin = "https://bridge.test"
 store = "memory"
 "#;
+
+/// A settings file in `dir` that keeps its data (and signing key) there too.
+fn base_config(dir: &Path) -> (std::path::PathBuf, String) {
+    let text = format!("{BASE}data_dir = \"{}\"\n", dir.join("data").display());
+    let path = dir.join("bridge.toml");
+    std::fs::write(&path, &text).unwrap();
+    (path, text)
+}
 
 fn qr_bridge(config: &Path, args: &[&str]) -> std::process::Output {
     Command::new(BIN)
@@ -54,11 +65,96 @@ fn serve(config: &Path, env: &[(&str, &str)]) -> Result<(std::process::Child, St
     Err(seen)
 }
 
+/// `host:port` from the server's "listening on http://…" line.
+fn listening_on(line: &str) -> String {
+    line.split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_passkey_survives_a_restart_of_the_embedded_bridge() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bridge.toml");
+    std::fs::write(&config, crate::helpers::settings_toml("5m", dir.path())).unwrap();
+    let key = dir.path().join("signing-key.pem");
+    std::fs::remove_file(&key).unwrap();
+
+    let (mut first, line) = serve(&config, &[]).expect("serves");
+    assert!(
+        key.exists(),
+        "the embedded bridge makes its signing key on first start"
+    );
+    let client = Client::new(&format!("http://{}", listening_on(&line)));
+    let mut phone = Phone::new();
+    let user = client.register(&mut phone, Some("ada")).await;
+    let (s, options) = client.opened_sign_in().await;
+    assert_eq!(
+        client
+            .verify(&s.session_id, &phone.sign(BRIDGE_ORIGIN, &options))
+            .await
+            .0,
+        204
+    );
+    let (_, token_before) = client.completion(&s).await;
+    // SIGKILL: nothing gets a chance to be flushed on the way out.
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let (mut second, line) = serve(&config, &[]).expect("serves again");
+    let client = Client::new(&format!("http://{}", listening_on(&line)));
+    let (s, options) = client.opened_sign_in().await;
+    assert_eq!(
+        client
+            .verify(&s.session_id, &phone.sign(BRIDGE_ORIGIN, &options))
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        client.completion(&s).await.0,
+        user,
+        "same passkey, same person"
+    );
+    let (status, body) = client.validate(&token_before).await;
+    assert_eq!(
+        (status.as_u16(), &body["data"]["user_id"]),
+        (200, &serde_json::json!(user)),
+        "same key: old tokens still verify"
+    );
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
+
+#[test]
+fn keys_generate_writes_a_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.pem");
+    let out = qr_bridge(
+        &dir.path().join("none.toml"),
+        &["keys", "generate", path.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pem = std::fs::read_to_string(&path).unwrap();
+    assert!(qr_bridge::token::Tokens::from_pem(&pem, std::time::Duration::from_secs(60)).is_ok());
+    let again = qr_bridge(
+        &dir.path().join("none.toml"),
+        &["keys", "generate", path.to_str().unwrap()],
+    );
+    assert!(!again.status.success(), "never replaces a key");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), pem);
+}
+
 #[tokio::test]
 async fn apps_are_managed_from_the_command_line_and_served() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bridge.toml");
-    std::fs::write(&config, BASE).unwrap();
+    let (config, _) = base_config(dir.path());
 
     let out = qr_bridge(
         &config,
@@ -129,14 +225,7 @@ async fn apps_are_managed_from_the_command_line_and_served() {
 
     // The server reads what the command wrote.
     let (mut child, line) = serve(&config, &[]).expect("serves");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
+    let addr = listening_on(&line);
     let http = reqwest::Client::new();
     let init = |key: &str, origin: Option<&str>| {
         let mut req = http
@@ -171,8 +260,7 @@ async fn apps_are_managed_from_the_command_line_and_served() {
 #[test]
 fn a_refused_app_leaves_the_file_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bridge.toml");
-    std::fs::write(&config, BASE).unwrap();
+    let (config, base) = base_config(dir.path());
     for args in [
         &["apps", "add", "Bad", "--origin", "https://shop.test/login"][..],
         &[
@@ -189,7 +277,7 @@ fn a_refused_app_leaves_the_file_as_it_was() {
         let out = qr_bridge(&config, args);
         assert!(!out.status.success(), "{args:?}");
         assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
-        assert_eq!(std::fs::read_to_string(&config).unwrap(), BASE, "{args:?}");
+        assert_eq!(std::fs::read_to_string(&config).unwrap(), base, "{args:?}");
     }
 }
 
@@ -214,8 +302,23 @@ fn a_bad_settings_file_stops_the_server_with_the_key_named() {
 #[test]
 fn the_environment_picks_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bridge.toml");
-    std::fs::write(&config, BASE).unwrap();
+    let (config, _) = base_config(dir.path());
+    // Instances sharing Redis must share a key: the bridge will not invent one there.
+    let err = serve(
+        &config,
+        &[("QR_BRIDGE_STORE", crate::helpers::redis_url().as_str())],
+    )
+    .expect_err("no key yet");
+    assert!(
+        err.contains("signing key") && err.contains("keys generate"),
+        "{err}"
+    );
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(
+        dir.path().join("data/signing-key.pem"),
+        crate::helpers::signing_key_pem(),
+    )
+    .unwrap();
     let redis = crate::helpers::redis_url();
     let (mut child, line) =
         serve(&config, &[("QR_BRIDGE_STORE", redis.as_str())]).expect("serves on Redis");

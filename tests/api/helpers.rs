@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use qr_bridge::passkey::{Ceremony, User};
 use qr_bridge::secret;
 use qr_bridge::server::{AppState, app};
-use qr_bridge::session::{Session, SessionId, Timestamp};
+use qr_bridge::session::{Session, SessionId, Timestamp, UserId};
+
 use qr_bridge::settings::Settings;
 use qr_bridge::store::{Loaded, MemoryStore, RedisStore, Replaced, Store, StoreError};
 use qr_bridge::wire::Started;
@@ -32,12 +34,24 @@ pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-/// Two apps: "shop" on the hosted page, "own" with its own approval page.
-pub fn settings_toml(ttl: &str) -> String {
+/// One signing key per test process, copied into each test server's own directory.
+pub fn signing_key_pem() -> &'static str {
+    static PEM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PEM.get_or_init(|| qr_bridge::token::generate_pem().unwrap())
+}
+
+/// Two apps: "shop" on the hosted page (open sign-up), "own" with its own approval page.
+pub fn settings_toml(ttl: &str, dir: &std::path::Path) -> String {
+    let key = dir.join("signing-key.pem");
+    if !key.exists() {
+        std::fs::write(&key, signing_key_pem()).unwrap();
+    }
     format!(
         r#"
         public_origin = "{BRIDGE_ORIGIN}"
         session_ttl = "{ttl}"
+        data_dir = "{data}"
+        signing_key = "{key}"
 
         [[apps]]
         id = "shop"
@@ -46,6 +60,7 @@ pub fn settings_toml(ttl: &str) -> String {
         secret_key_sha256 = "{shop_digest}"
         allowed_origins = ["{SHOP_ORIGIN}"]
         rp_id = "bridge.test"
+        open_signup = true
 
         [[apps]]
         id = "own"
@@ -58,6 +73,8 @@ pub fn settings_toml(ttl: &str) -> String {
         "#,
         shop_digest = secret::digest(SHOP_SECRET),
         own_digest = secret::digest("sk_own_test_secret"),
+        data = dir.display(),
+        key = key.display(),
     )
 }
 
@@ -106,13 +123,56 @@ impl Store for Counted {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.replace(id, rev, s).await
     }
+    async fn put_ceremony(
+        &self,
+        id: &SessionId,
+        c: &Ceremony,
+        until: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.put_ceremony(id, c, until).await
+    }
+    async fn take_ceremony(&self, id: &SessionId) -> Result<Option<Ceremony>, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.take_ceremony(id).await
+    }
+    async fn load_user(&self, app_id: &str, id: &UserId) -> Result<Option<User>, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.load_user(app_id, id).await
+    }
+    async fn find_user_by_external_id(
+        &self,
+        app_id: &str,
+        external: &str,
+    ) -> Result<Option<User>, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.find_user_by_external_id(app_id, external).await
+    }
+    async fn save_user(&self, user: &User) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.save_user(user).await
+    }
 }
 
+/// A bridge under test, in this process: its client, and its store for inspection.
 pub struct TestApp {
-    pub base: String,
-    pub http: reqwest::Client,
+    pub client: Client,
     pub store: Arc<Counted>,
     _cleanup: Option<RedisCleanup>,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// Speaks to a bridge at `base` the way the SDK and the phone page do.
+pub struct Client {
+    pub base: String,
+    pub http: reqwest::Client,
 }
 
 impl TestApp {
@@ -121,7 +181,8 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, ttl: &str) -> Self {
-        let settings = Settings::from_toml(&settings_toml(ttl)).expect("test settings");
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings::from_toml(&settings_toml(ttl, dir.path())).expect("test settings");
         let (inner, cleanup): (Arc<dyn Store>, _) = match backend {
             Backend::Memory => (Arc::new(MemoryStore::default()), None),
             Backend::Redis => {
@@ -136,7 +197,7 @@ impl TestApp {
             inner,
             calls: AtomicUsize::new(0),
         });
-        let router = app(AppState::new(&settings, store.clone()));
+        let router = app(AppState::new(&settings, store.clone()).expect("bridge"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -147,20 +208,29 @@ impl TestApp {
             .await
             .unwrap();
         });
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap();
         TestApp {
-            base: format!("http://{addr}"),
-            http,
+            client: Client::new(&format!("http://{addr}")),
             store,
             _cleanup: cleanup,
+            _dir: dir,
         }
     }
 
     pub fn store_calls(&self) -> usize {
         self.store.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl Client {
+    pub fn new(base: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        Client {
+            base: base.to_owned(),
+            http,
+        }
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
@@ -212,6 +282,91 @@ impl TestApp {
 
     pub async fn deny(&self, id: &str) -> (StatusCode, Value) {
         reply(self.shop_request(Method::POST, &format!("/v1/auth/cross-device/deny/{id}"))).await
+    }
+
+    /// A registration session, optionally for the integrator's own user id.
+    pub async fn init_registration(&self, external_user_id: Option<&str>) -> Started {
+        let body = match external_user_id {
+            Some(id) => serde_json::json!({ "external_user_id": id }),
+            None => serde_json::json!({}),
+        };
+        let path = "/v1/auth/cross-device/init-registration";
+        let res = self
+            .shop_request(Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let v: Value = res.json().await.unwrap();
+        serde_json::from_value(v["data"].clone()).unwrap()
+    }
+
+    /// The WebAuthn options the phone gets when it opens the approval page.
+    pub async fn options(&self, id: &str) -> Value {
+        let (status, body) = self.context(id).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"]["options"].clone()
+    }
+
+    pub async fn verify(&self, id: &str, credential: &Value) -> (StatusCode, Value) {
+        let body = serde_json::json!({ "session_id": id, "credential": credential });
+        reply(
+            self.shop_request(Method::POST, "/v1/auth/cross-device/verify")
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn verify_registration(&self, id: &str, credential: &Value) -> (StatusCode, Value) {
+        let body = serde_json::json!({ "session_id": id, "credential": credential });
+        let path = "/v1/auth/cross-device/verify-registration";
+        reply(self.shop_request(Method::POST, path).json(&body)).await
+    }
+
+    pub async fn signup(&self, id: &str) -> (StatusCode, Value) {
+        reply(self.shop_request(Method::POST, &format!("/v1/auth/cross-device/signup/{id}"))).await
+    }
+
+    pub async fn validate(&self, token: &str) -> (StatusCode, Value) {
+        reply(
+            self.request(Method::GET, "/v1/sessions/validate")
+                .bearer_auth(token),
+        )
+        .await
+    }
+
+    /// The completed status: `(user_id, session_token)`.
+    pub async fn completion(&self, s: &Started) -> (String, String) {
+        let (status, body) = self.status(&s.session_id, Some(&s.polling_token)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["status"], "completed", "{body}");
+        let data = &body["data"];
+        (
+            data["user_id"].as_str().unwrap().to_owned(),
+            data["session_token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Registers a passkey for `external_user_id` on `phone` through the API; returns the user id.
+    pub async fn register(
+        &self,
+        phone: &mut crate::phone::Phone,
+        external_user_id: Option<&str>,
+    ) -> String {
+        let s = self.init_registration(external_user_id).await;
+        let options = self.options(&s.session_id).await;
+        let created = phone.create(BRIDGE_ORIGIN, &options);
+        let (status, body) = self.verify_registration(&s.session_id, &created).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        self.completion(&s).await.0
+    }
+
+    /// A sign-in session the phone has opened: the session and its request options.
+    pub async fn opened_sign_in(&self) -> (Started, Value) {
+        let s = self.init().await;
+        let options = self.options(&s.session_id).await;
+        (s, options)
     }
 }
 

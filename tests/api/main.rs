@@ -3,5 +3,7 @@
 mod cli;
 mod cross_device;
 mod helpers;
+mod passkeys;
+mod phone;
 mod races;
 mod validation;

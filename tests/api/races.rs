@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::Barrier;
 
 use crate::helpers::*;
+use crate::phone::Phone;
 
 const ROUNDS: usize = 1000;
 /// Rounds in flight at once: enough to keep both cores busy, few enough that each race stays tight.
@@ -166,5 +167,185 @@ async fn cancel_against_expiry_has_exactly_one_winner() {
     assert!(
         cancels > 0 && cancels < ROUNDS,
         "cancel won {cancels} of {ROUNDS}"
+    );
+}
+
+/// Rounds split into lanes that run side by side; each lane has its own phones, since one phone's
+/// counter must rise in the order the bridge sees its signatures.
+async fn in_lanes<F, Fut, T>(app: &Arc<TestApp>, phones_per_lane: usize, round: F) -> Vec<T>
+where
+    F: Fn(Arc<TestApp>, Arc<Vec<std::sync::Mutex<Phone>>>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut lanes = Vec::new();
+    for _ in 0..IN_FLIGHT {
+        let mut phones = Vec::new();
+        for _ in 0..phones_per_lane {
+            let mut phone = Phone::new();
+            app.register(&mut phone, None).await;
+            phones.push(std::sync::Mutex::new(phone));
+        }
+        let (app, phones, round) = (app.clone(), Arc::new(phones), round.clone());
+        lanes.push(tokio::spawn(async move {
+            let mut results = Vec::new();
+            for _ in 0..ROUNDS / IN_FLIGHT {
+                results.push(round(app.clone(), phones.clone()).await);
+            }
+            results
+        }));
+    }
+    let mut all = Vec::new();
+    for lane in lanes {
+        all.extend(lane.await.unwrap());
+    }
+    all
+}
+
+fn sign(phones: &[std::sync::Mutex<Phone>], which: usize, options: &Value) -> Value {
+    phones[which].lock().unwrap().sign(BRIDGE_ORIGIN, options)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_phones_verifying_at_once_get_exactly_one_token() {
+    let app = Arc::new(TestApp::spawn(Backend::Redis).await);
+    let outcomes = in_lanes(&app, 2, |app, phones| async move {
+        let (s, options) = app.opened_sign_in().await;
+        let (first, second) = (sign(&phones, 0, &options), sign(&phones, 1, &options));
+        let (a, b, ida, idb) = (
+            app.clone(),
+            app.clone(),
+            s.session_id.clone(),
+            s.session_id.clone(),
+        );
+        let (ra, rb) = together(async move { a.verify(&ida, &first).await }, async move {
+            b.verify(&idb, &second).await
+        })
+        .await;
+        let (winner, loser) = match (ra.0, rb.0) {
+            (StatusCode::NO_CONTENT, _) => (0, rb),
+            (_, StatusCode::NO_CONTENT) => (1, ra),
+            other => panic!("no winner: {other:?} {ra:?} {rb:?}"),
+        };
+        assert_eq!(loser.0, StatusCode::CONFLICT, "{loser:?}");
+        assert!(
+            ["qr_replay_detected", "qr_invalid_state"]
+                .contains(&loser.1["error"]["code"].as_str().unwrap()),
+            "{loser:?}"
+        );
+        let (user, token) = app.completion(&s).await;
+        assert!(!token.is_empty() && user.starts_with("usr_"));
+        (winner, user)
+    })
+    .await;
+    assert_eq!(outcomes.len(), ROUNDS);
+    let firsts = outcomes.iter().filter(|(w, _)| *w == 0).count();
+    println!("first phone won {firsts} of {ROUNDS}");
+}
+
+/// How long one verify takes on this machine and build, so a contender can be started anywhere
+/// inside that span rather than always before or after it.
+async fn verify_time(app: &TestApp) -> Duration {
+    let mut phone = Phone::new();
+    app.register(&mut phone, None).await;
+    let (s, options) = app.opened_sign_in().await;
+    let signed = phone.sign(BRIDGE_ORIGIN, &options);
+    let started = std::time::Instant::now();
+    assert_eq!(
+        app.verify(&s.session_id, &signed).await.0,
+        StatusCode::NO_CONTENT
+    );
+    started.elapsed()
+}
+
+/// A random moment in `[0, 2 × span)`.
+fn somewhere_in(span: Duration) -> Duration {
+    Duration::from_micros(rand::random_range(0..(2 * span.as_micros() as u64).max(1)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_against_cancel_never_leaves_a_completion_without_its_token() {
+    let app = Arc::new(TestApp::spawn(Backend::Redis).await);
+    let span = verify_time(&app).await;
+    let outcomes = in_lanes(&app, 1, move |app, phones| async move {
+        let (s, options) = app.opened_sign_in().await;
+        let signed = sign(&phones, 0, &options);
+        let (a, b) = (app.clone(), app.clone());
+        let (ida, idb, token) = (
+            s.session_id.clone(),
+            s.session_id.clone(),
+            s.polling_token.clone(),
+        );
+        let delay = somewhere_in(span);
+        let verify = async move { a.verify(&ida, &signed).await };
+        let cancel = async move {
+            tokio::time::sleep(delay).await;
+            b.cancel(&idb, &token).await
+        };
+        let (verified, cancelled) = together(verify, cancel).await;
+        match (verified.0, cancelled.0) {
+            (StatusCode::NO_CONTENT, _) => {
+                assert!(is_invalid_state(&cancelled), "loser: {cancelled:?}");
+                app.completion(&s).await; // completed, with its token
+                true
+            }
+            (_, StatusCode::NO_CONTENT) => {
+                assert!(is_invalid_state(&verified), "loser: {verified:?}");
+                assert_eq!(
+                    final_code(&app, &s.session_id, &s.polling_token).await,
+                    "session_expired"
+                );
+                false
+            }
+            other => panic!("no winner: {other:?}"),
+        }
+    })
+    .await;
+    let verifies = outcomes.iter().filter(|won| **won).count();
+    println!(
+        "verify won {verifies} of {ROUNDS}, cancel {} (cancel sent within 2 × {span:?})",
+        ROUNDS - verifies
+    );
+    assert!(
+        verifies > 0 && verifies < ROUNDS,
+        "verify won {verifies} of {ROUNDS}: the rounds did not race"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_against_expiry_completes_with_a_token_or_expires() {
+    let app = Arc::new(TestApp::spawn_with(Backend::Redis, "400ms").await);
+    let span = verify_time(&app).await;
+    let outcomes = in_lanes(&app, 1, move |app, phones| async move {
+        let (s, options) = app.opened_sign_in().await;
+        let signed = sign(&phones, 0, &options);
+        // Send the verify so that expiry falls anywhere from before it starts to after it ends.
+        let expires = humantime::parse_rfc3339(&s.expires_at).unwrap();
+        let aim = expires + somewhere_in(span) - 2 * span;
+        if let Ok(wait) = aim.duration_since(SystemTime::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        let verified = app.verify(&s.session_id, &signed).await;
+        if verified.0 == StatusCode::NO_CONTENT {
+            app.completion(&s).await; // completed, with its token, even when read after expires_at
+            true
+        } else {
+            assert_error(&verified, StatusCode::GONE, "qr_expired");
+            assert_eq!(
+                final_code(&app, &s.session_id, &s.polling_token).await,
+                "qr_expired"
+            );
+            false
+        }
+    })
+    .await;
+    let completions = outcomes.iter().filter(|won| **won).count();
+    println!(
+        "verify won {completions} of {ROUNDS}, expiry {} (verify takes {span:?})",
+        ROUNDS - completions
+    );
+    assert!(
+        completions > 0 && completions < ROUNDS,
+        "verify won {completions} of {ROUNDS}"
     );
 }

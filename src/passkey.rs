@@ -1,0 +1,326 @@
+//! Passkeys: one Webauthn per app, the phone's two ceremonies (sign in, create), and the users and credentials they leave.
+//!
+//! # Why ceremony state may be serialised here
+//!
+//! Between the phone's two requests (options, then the signed response) webauthn-rs needs its
+//! ceremony state back. It allows serialising that state only behind
+//! `danger-allow-state-serialisation`, because state kept where the client can read, replay or
+//! edit it (a cookie, a hidden field, `localStorage`) lets the client choose its own challenge.
+//! Here the state never leaves the server: it is written to the bridge's own store under the
+//! session's key, expires with the session, and is taken back with an atomic get-and-delete, so
+//! every challenge is answered at most once and only the bridge ever reads it.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+use uuid::Uuid;
+use webauthn_rs::prelude::{
+    AuthenticationResult, CredentialID, DiscoverableAuthentication, Passkey, PasskeyRegistration,
+    PublicKeyCredential, RegisterPublicKeyCredential, Webauthn, WebauthnBuilder, WebauthnError,
+};
+use webauthn_rs_proto::ResidentKeyRequirement;
+
+use crate::apps::{App, Apps, Invalid};
+use crate::session::{Timestamp, UserId};
+
+/// A person known to one app, with every passkey they registered.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub app_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_user_id: Option<String>,
+    pub created_at: Timestamp,
+    pub passkeys: Vec<StoredPasskey>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredPasskey {
+    pub passkey: Passkey,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// Users are `usr_` and the 32 hex digits of the UUID their passkeys carry as user handle, so a
+/// discoverable credential names its owner without any lookup table.
+pub fn user_id(handle: Uuid) -> UserId {
+    UserId::new(format!("usr_{}", handle.simple()))
+}
+
+pub fn user_handle(id: &UserId) -> Option<Uuid> {
+    id.as_str()
+        .strip_prefix("usr_")
+        .and_then(|hex| Uuid::try_parse(hex).ok())
+}
+
+impl User {
+    pub fn new(
+        handle: Uuid,
+        app_id: &str,
+        external_user_id: Option<String>,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            id: user_id(handle),
+            app_id: app_id.to_owned(),
+            external_user_id,
+            created_at: now,
+            passkeys: Vec::new(),
+        }
+    }
+
+    pub fn passkey_mut(&mut self, credential_id: &[u8]) -> Option<&mut StoredPasskey> {
+        self.passkeys
+            .iter_mut()
+            .find(|p| p.passkey.cred_id().as_slice() == credential_id)
+    }
+
+    pub fn credential_ids(&self) -> Vec<CredentialID> {
+        self.passkeys
+            .iter()
+            .map(|p| p.passkey.cred_id().clone())
+            .collect()
+    }
+}
+
+/// What the bridge keeps between handing out options and receiving the signed answer.
+#[derive(Serialize, Deserialize)]
+pub enum Ceremony {
+    SignIn(DiscoverableAuthentication),
+    Register {
+        state: PasskeyRegistration,
+        handle: Uuid,
+    },
+}
+
+/// Why a phone's answer was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PasskeyError {
+    #[error("the response answers another challenge")]
+    ChallengeMismatch,
+    #[error("the response was made for another site (origin or rp_id)")]
+    WrongSite,
+    #[error("the authenticator did not verify the user")]
+    NotVerified,
+    #[error("the authenticator's counter went backwards: it may have been cloned")]
+    CounterWentBack,
+    #[error("the response carries no usable user handle")]
+    NoUserHandle,
+    #[error("the response is not valid: {0}")]
+    Invalid(String),
+}
+
+impl From<WebauthnError> for PasskeyError {
+    fn from(e: WebauthnError) -> Self {
+        match e {
+            WebauthnError::MismatchedChallenge => PasskeyError::ChallengeMismatch,
+            WebauthnError::InvalidRPOrigin | WebauthnError::InvalidRPIDHash => {
+                PasskeyError::WrongSite
+            }
+            WebauthnError::UserNotVerified | WebauthnError::UserNotPresent => {
+                PasskeyError::NotVerified
+            }
+            WebauthnError::CredentialPossibleCompromise => PasskeyError::CounterWentBack,
+            WebauthnError::InvalidUserUniqueId => PasskeyError::NoUserHandle,
+            other => PasskeyError::Invalid(other.to_string()),
+        }
+    }
+}
+
+/// One relying party per app, built once at start.
+pub struct Passkeys {
+    by_app: HashMap<String, Webauthn>,
+}
+
+impl Passkeys {
+    /// Every origin an app's ceremony may run on: the hosted page, the app's own page, its allowed origins.
+    pub fn new(apps: &Apps, public_origin: &str) -> Result<Self, Invalid> {
+        let mut by_app = HashMap::new();
+        for app in apps.iter() {
+            let invalid = |problem: String| Invalid::new(format!("apps.{}", app.id), problem);
+            let bridge = Url::parse(public_origin).map_err(|e| invalid(e.to_string()))?;
+            let page = app
+                .primary_qr_base_url
+                .as_ref()
+                .map(|u| Url::parse(&u.origin().ascii_serialization()));
+            let page = page
+                .transpose()
+                .map_err(|e| invalid(e.to_string()))?
+                .unwrap_or_else(|| bridge.clone());
+            let mut builder = WebauthnBuilder::new(&app.rp_id, &page)
+                .map_err(|e| invalid(format!("rp_id {:?} does not fit {page}: {e}", app.rp_id)))?
+                .rp_name(&app.name);
+            for origin in
+                std::iter::once(&bridge.origin().ascii_serialization()).chain(&app.allowed_origins)
+            {
+                let url = Url::parse(origin).map_err(|e| invalid(e.to_string()))?;
+                if url != page {
+                    builder = builder.append_allowed_origin(&url);
+                }
+            }
+            by_app.insert(
+                app.id.clone(),
+                builder.build().map_err(|e| invalid(e.to_string()))?,
+            );
+        }
+        Ok(Self { by_app })
+    }
+
+    fn of(&self, app: &App) -> &Webauthn {
+        // Built from the same Apps the requests are authenticated against, so always present.
+        &self.by_app[&app.id]
+    }
+
+    /// Usernameless sign-in: discoverable credentials, empty `allowCredentials`, user verification required.
+    pub fn start_sign_in(&self, app: &App) -> Result<(serde_json::Value, Ceremony), PasskeyError> {
+        let (mut options, state) = self.of(app).start_discoverable_authentication()?;
+        // webauthn-rs asks for conditional mediation; the phone shows a button instead.
+        options.mediation = None;
+        Ok((to_json(&options.public_key)?, Ceremony::SignIn(state)))
+    }
+
+    /// Creation options for a passkey the phone can later find by itself (resident key required).
+    pub fn start_register(
+        &self,
+        app: &App,
+        handle: Uuid,
+        name: &str,
+        exclude: Vec<CredentialID>,
+    ) -> Result<(serde_json::Value, Ceremony), PasskeyError> {
+        let exclude = (!exclude.is_empty()).then_some(exclude);
+        let (mut options, state) = self
+            .of(app)
+            .start_passkey_registration(handle, name, name, exclude)?;
+        // webauthn-rs leaves resident keys "discouraged"; usernameless sign-in needs them.
+        if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
+            selection.resident_key = Some(ResidentKeyRequirement::Required);
+            selection.require_resident_key = true;
+        }
+        Ok((
+            to_json(&options.public_key)?,
+            Ceremony::Register { state, handle },
+        ))
+    }
+
+    /// The owner the response names, as user handle and credential id.
+    pub fn identify<'a>(
+        &self,
+        app: &App,
+        response: &'a PublicKeyCredential,
+    ) -> Result<(Uuid, &'a [u8]), PasskeyError> {
+        Ok(self
+            .of(app)
+            .identify_discoverable_authentication(response)?)
+    }
+
+    pub fn finish_sign_in(
+        &self,
+        app: &App,
+        state: DiscoverableAuthentication,
+        response: &PublicKeyCredential,
+        passkey: &Passkey,
+    ) -> Result<AuthenticationResult, PasskeyError> {
+        Ok(self
+            .of(app)
+            .finish_discoverable_authentication_v2(response, state, passkey)?)
+    }
+
+    pub fn finish_register(
+        &self,
+        app: &App,
+        state: &PasskeyRegistration,
+        response: &RegisterPublicKeyCredential,
+    ) -> Result<Passkey, PasskeyError> {
+        Ok(self.of(app).finish_passkey_registration(response, state)?)
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, PasskeyError> {
+    serde_json::to_value(value).map_err(|e| PasskeyError::Invalid(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Settings;
+
+    fn passkeys() -> (Passkeys, Settings) {
+        let settings = Settings::from_toml(
+            r#"
+            public_origin = "https://bridge.test"
+            [[apps]]
+            id = "shop"
+            name = "Shop"
+            publishable_key = "cli_shop_0123456789abcdef"
+            secret_key_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+            allowed_origins = ["https://shop.test"]
+            rp_id = "bridge.test"
+            "#,
+        )
+        .unwrap();
+        (
+            Passkeys::new(&settings.apps, &settings.public_origin).unwrap(),
+            settings,
+        )
+    }
+
+    fn is_base64url_unpadded(v: &serde_json::Value) -> bool {
+        v.as_str().is_some_and(|s| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+    }
+
+    #[test]
+    fn sign_in_options_have_the_contracts_shape() {
+        let (p, s) = passkeys();
+        let app = s.apps.get("shop").unwrap();
+        let (options, _) = p.start_sign_in(app).unwrap();
+        assert!(is_base64url_unpadded(&options["challenge"]), "{options}");
+        assert_eq!(options["rpId"], "bridge.test");
+        assert_eq!(options["allowCredentials"], serde_json::json!([]));
+        assert_eq!(options["userVerification"], "required");
+    }
+
+    #[test]
+    fn creation_options_require_a_resident_key_and_verification() {
+        let (p, s) = passkeys();
+        let app = s.apps.get("shop").unwrap();
+        let handle = Uuid::new_v4();
+        let (options, _) = p
+            .start_register(app, handle, "ada@shop.test", vec![])
+            .unwrap();
+        assert!(is_base64url_unpadded(&options["challenge"]), "{options}");
+        assert!(is_base64url_unpadded(&options["user"]["id"]), "{options}");
+        assert_eq!(
+            options["rp"],
+            serde_json::json!({"id": "bridge.test", "name": "Shop"})
+        );
+        assert_eq!(options["user"]["name"], "ada@shop.test");
+        let selection = &options["authenticatorSelection"];
+        assert_eq!(
+            (
+                selection["residentKey"].as_str(),
+                selection["requireResidentKey"].as_bool()
+            ),
+            (Some("required"), Some(true))
+        );
+        assert_eq!(selection["userVerification"], "required");
+        assert_eq!(options["attestation"], "none");
+        assert!(
+            options["pubKeyCredParams"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        );
+    }
+
+    #[test]
+    fn user_ids_carry_their_handle() {
+        let handle = Uuid::new_v4();
+        assert_eq!(user_handle(&user_id(handle)), Some(handle));
+        assert_eq!(user_handle(&UserId::new("usr_nothex")), None);
+    }
+}
