@@ -15,7 +15,7 @@ use crate::session::{
     State, Timestamp, TransitionError,
 };
 use crate::settings::{Settings, StoreKind};
-use crate::store::{Loaded, Replaced, Store, StoreError};
+use crate::store::{Loaded, Replaced, Store, StoreError, Subscription};
 use crate::token::{Claims, TokenError, Tokens};
 
 /// How often one request re-reads after losing a compare-and-set before giving up. Each loss means
@@ -100,6 +100,10 @@ pub struct Opened {
 pub struct Observed {
     pub state: State,
     pub completion: Option<Completion>,
+    /// The stored revision: grows with every write, so it orders what a watcher has seen.
+    pub rev: u64,
+    /// How long, by the store's clock, until the session would expire if nothing else happens.
+    pub expires_in: Duration,
 }
 
 pub struct Bridge {
@@ -196,7 +200,21 @@ impl Bridge {
         Ok(Observed {
             state,
             completion: session.completion().filter(|_| state == State::Completed),
+            rev: loaded.rev,
+            expires_in: loaded.now.until(session.expires_at),
         })
+    }
+
+    /// Subscribes to the session's changes, then reads it: in that order, so no change can fall
+    /// between the two. Refused exactly as [`Bridge::observe`] refuses.
+    pub async fn watch(
+        &self,
+        id: &SessionId,
+        polling_token: Option<&str>,
+    ) -> Result<(Subscription, Observed), BridgeError> {
+        let subscription = self.store.subscribe(id).await?;
+        let first = self.observe(id, polling_token).await?;
+        Ok((subscription, first))
     }
 
     /// The phone opened the approval page: the session becomes `Scanned` and gets a fresh

@@ -13,6 +13,8 @@ pub mod bridge;
 #[cfg(feature = "ssr")]
 pub mod cli;
 #[cfg(feature = "ssr")]
+pub mod limits;
+#[cfg(feature = "ssr")]
 pub mod passkey;
 #[cfg(feature = "ssr")]
 pub mod secret;

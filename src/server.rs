@@ -9,18 +9,24 @@ use axum::extract::FromRef;
 use leptos::config::{Env, LeptosOptions};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
 use crate::api;
 use crate::bridge::{Bridge, SetupError};
+use crate::limits::{self, Counter, Limiter, TrustedProxies};
 use crate::settings::{Settings, StoreKind};
 use crate::store::{self, Store};
 use crate::ui::{App, shell};
 
-/// What every handler and server function reaches: the service and the pages' build settings.
+/// What every handler and server function reaches: the service, the rate limits, the shutdown
+/// signal open streams listen to, and the pages' build settings.
 #[derive(Clone)]
 pub struct AppState {
     pub bridge: Arc<Bridge>,
+    pub limiter: Arc<Limiter>,
+    pub proxies: Arc<TrustedProxies>,
+    pub shutdown: CancellationToken,
     pub leptos: LeptosOptions,
 }
 
@@ -31,9 +37,17 @@ impl FromRef<AppState> for LeptosOptions {
 }
 
 impl AppState {
-    pub fn new(settings: &Settings, store: Arc<dyn Store>) -> Result<Self, SetupError> {
+    /// `counter` keeps the rate-limit windows: shared through Redis when the store is.
+    pub fn new(
+        settings: &Settings,
+        store: Arc<dyn Store>,
+        counter: Arc<dyn Counter>,
+    ) -> Result<Self, SetupError> {
         Ok(Self {
             bridge: Arc::new(Bridge::new(settings, store)?),
+            limiter: Arc::new(Limiter::new(settings.limits.clone(), counter)),
+            proxies: Arc::new(settings.proxies.clone()),
+            shutdown: CancellationToken::new(),
             leptos: leptos_options(settings),
         })
     }
@@ -90,7 +104,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let store = store::open(&settings.store, "qrb", &settings.data_dir)
         .await
         .map_err(|e| anyhow::anyhow!("store: {e}"))?;
-    let state = AppState::new(&settings, store)?;
+    let counter = limits::counter(&settings.store, "qrb")
+        .await
+        .map_err(|e| anyhow::anyhow!("store: {e}"))?;
+    let state = AppState::new(&settings, store, counter)?;
+    let shutdown = state.shutdown.clone();
     // The script's name is the same whoever built it; the wasm's gains `_bg` outside cargo-leptos.
     let script = PathBuf::from(&*state.leptos.site_root)
         .join("pkg")
@@ -120,8 +138,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: ending open streams");
+        // Open event streams end on this; axum then waits only for requests in flight.
+        shutdown.cancel();
+    })
     .await?;
+
     tracing::info!("QR Bridge stopped");
     Ok(())
 }

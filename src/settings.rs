@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::apps::{App, AppConfig, Apps, Invalid, parse_origin};
+use crate::limits::{Limits, TrustedProxies};
 
 /// The settings file's shape. Unknown keys are errors, so a typo never silently falls back to a default.
 #[derive(Debug, Deserialize)]
@@ -32,7 +34,17 @@ struct File {
     #[serde(default = "default_token_ttl", with = "humantime_serde")]
     token_ttl: Duration,
     #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    trusted_proxies: Vec<IpNet>,
+    #[serde(default = "default_client_ip_header")]
+    client_ip_header: String,
+    #[serde(default)]
     apps: Vec<AppConfig>,
+}
+
+fn default_client_ip_header() -> String {
+    "x-forwarded-for".into()
 }
 
 fn default_addr() -> SocketAddr {
@@ -79,6 +91,9 @@ pub struct Settings {
     pub signing_key: PathBuf,
     pub token_ttl: Duration,
     pub apps: Arc<Apps>,
+    pub limits: Limits,
+    /// Whose forwarding header names the client (for rate limits); nobody's by default.
+    pub proxies: TrustedProxies,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +116,7 @@ impl Settings {
             return Err(SettingsError::Missing(path.to_owned()));
         }
         let figment = Figment::from(Toml::file_exact(path))
-            .merge(Env::prefixed("QR_BRIDGE_").ignore(&["config"]));
+            .merge(Env::prefixed("QR_BRIDGE_").ignore(&["config"]).split("__"));
         Self::from_figment(figment, &path.display().to_string())
     }
 
@@ -182,6 +197,14 @@ impl File {
             data_dir: self.data_dir,
             token_ttl: self.token_ttl,
             apps: Arc::new(Apps::new(apps)?),
+            limits: self.limits,
+            // Checked here so a typo fails at start rather than silently trusting nothing.
+            proxies: TrustedProxies {
+                header: axum::http::HeaderName::from_bytes(self.client_ip_header.as_bytes())
+                    .map_err(|_| Invalid::new("client_ip_header", "is not an HTTP header name"))?
+                    .to_string(),
+                nets: self.trusted_proxies,
+            },
         })
     }
 }
@@ -245,6 +268,7 @@ mod tests {
             jail.set_env("QR_BRIDGE_STORE", "redis://127.0.0.1:6379");
             jail.set_env("QR_BRIDGE_ADDR", "127.0.0.1:4000");
             jail.set_env("QR_BRIDGE_CONFIG", "ignored.toml");
+            jail.set_env("QR_BRIDGE_LIMITS__INIT_PER_CLIENT", "5/10s");
             let s = Settings::load(&path).map_err(|e| e.to_string())?;
             assert_eq!(
                 s.store,
@@ -253,6 +277,19 @@ mod tests {
                 }
             );
             assert_eq!(s.addr.port(), 4000);
+            assert_eq!(
+                s.limits.init_per_client,
+                crate::limits::Rate {
+                    count: 5,
+                    per: Duration::from_secs(10)
+                }
+            );
+            jail.set_env("QR_BRIDGE_LIMITS__INIT_PER_CLIENT", "lots");
+            let err = Settings::load(&path).unwrap_err().to_string();
+            assert!(
+                err.to_lowercase().contains("init_per_client") && err.contains("\"lots\""),
+                "{err}"
+            );
             Ok(())
         });
     }

@@ -27,6 +27,19 @@ pub enum ApiError {
     RouteNotFound,
     #[error("this endpoint does not accept that method")]
     MethodNotAllowed,
+    #[error("too many requests; try again in {} s", retry_after_secs(.0))]
+    RateLimited(std::time::Duration),
+}
+
+/// Whole seconds, rounded up, never 0: what `Retry-After` can say.
+fn retry_after_secs(wait: &std::time::Duration) -> u64 {
+    wait.as_millis().div_ceil(1000).max(1) as u64
+}
+
+impl From<crate::limits::Limited> for ApiError {
+    fn from(limited: crate::limits::Limited) -> Self {
+        ApiError::RateLimited(limited.retry_after)
+    }
 }
 
 impl From<InvalidSessionId> for ApiError {
@@ -126,6 +139,7 @@ impl ApiError {
                 ),
             },
             ApiError::RouteNotFound => (S::NOT_FOUND, "not_found", self.to_string()),
+            ApiError::RateLimited(_) => (S::TOO_MANY_REQUESTS, "qr_rate_limited", sentence(self)),
             ApiError::MethodNotAllowed => (
                 S::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
@@ -163,6 +177,13 @@ impl IntoResponse for ApiError {
                 message,
             },
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::RateLimited(wait) = self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                retry_after_secs(&wait).into(),
+            );
+        }
+        response
     }
 }

@@ -2,14 +2,17 @@
 
 mod error;
 mod extract;
+mod stream;
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header::{
     AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER,
 };
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -17,10 +20,11 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 pub use error::ApiError;
-use extract::{Bearer, Caller, Id, JsonBody, PollingToken};
+use extract::{Bearer, Caller, ClientIp, Id, JsonBody, PollingToken};
 
 use crate::apps::{App, Apps};
 use crate::bridge::{BridgeError, Observed, Opened, Started as StartedSession, iso8601};
+use crate::limits::Bucket;
 use crate::server::AppState;
 use crate::session::{
     ApprovalContext, Kind, SessionId, State as SessionState, parse_external_user_id,
@@ -57,7 +61,7 @@ pub fn routes(apps: &Apps) -> Router<AppState> {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         // Answers carry polling results and tokens: no cache may keep them.
-        .layer(SetResponseHeaderLayer::overriding(
+        .layer(SetResponseHeaderLayer::if_not_present(
             CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
@@ -115,6 +119,7 @@ fn started(s: StartedSession) -> (StatusCode, Json<Envelope<Started>>) {
 async fn init(
     State(state): State<AppState>,
     Caller(app): Caller,
+    ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<InitRequest>,
 ) -> Result<(StatusCode, Json<Envelope<Started>>), ApiError> {
     let approval_context = body
@@ -123,6 +128,10 @@ async fn init(
         .map(ApprovalContext::parse)
         .transpose()?
         .flatten();
+    state
+        .limiter
+        .check(&[Bucket::InitKey(&app.id), Bucket::InitClient(ip)])
+        .await?;
     Ok(started(
         state
             .bridge
@@ -134,6 +143,7 @@ async fn init(
 async fn init_registration(
     State(state): State<AppState>,
     Caller(app): Caller,
+    ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<InitRegistrationRequest>,
 ) -> Result<(StatusCode, Json<Envelope<Started>>), ApiError> {
     let external_user_id = body
@@ -142,6 +152,10 @@ async fn init_registration(
         .map(parse_external_user_id)
         .transpose()?
         .flatten();
+    state
+        .limiter
+        .check(&[Bucket::InitKey(&app.id), Bucket::InitClient(ip)])
+        .await?;
     Ok(started(
         state
             .bridge
@@ -181,13 +195,36 @@ fn status_body(observed: Observed) -> Result<Status, ApiError> {
     })
 }
 
+fn status_buckets(token: Option<&str>, ip: IpAddr) -> Vec<Bucket<'_>> {
+    let mut buckets = vec![Bucket::StatusClient(ip)];
+    buckets.extend(token.map(Bucket::StatusToken));
+    buckets
+}
+
+/// One JSON status, or the event stream when the client asks for one (see `stream::wanted`).
 async fn status(
     State(state): State<AppState>,
     Id(id): Id,
     PollingToken(token): PollingToken,
-) -> Result<Json<Envelope<Status>>, ApiError> {
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state
+        .limiter
+        .check(&status_buckets(token.as_deref(), ip))
+        .await?;
+    if stream::wanted(&headers) {
+        return stream::respond(
+            state.bridge.clone(),
+            id,
+            token,
+            &headers,
+            state.shutdown.clone(),
+        )
+        .await;
+    }
     let observed = state.bridge.observe(&id, token.as_deref()).await?;
-    Ok(ok(status_body(observed)?))
+    Ok(ok(status_body(observed)?).into_response())
 }
 
 fn context_body(app: &App, opened: Opened) -> Json<Envelope<Context>> {
@@ -206,7 +243,9 @@ async fn context(
     State(state): State<AppState>,
     Id(id): Id,
     Caller(app): Caller,
+    ClientIp(ip): ClientIp,
 ) -> Result<Json<Envelope<Context>>, ApiError> {
+    state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
     Ok(context_body(&app, state.bridge.open(&app, &id).await?))
 }
 
@@ -215,7 +254,9 @@ async fn signup(
     State(state): State<AppState>,
     Id(id): Id,
     Caller(app): Caller,
+    ClientIp(ip): ClientIp,
 ) -> Result<Json<Envelope<Context>>, ApiError> {
+    state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
     Ok(context_body(
         &app,
         state.bridge.open_signup(&app, &id).await?,
@@ -225,9 +266,11 @@ async fn signup(
 async fn verify(
     State(state): State<AppState>,
     Caller(app): Caller,
+    ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<VerifyRequest<PublicKeyCredential>>,
 ) -> Result<StatusCode, ApiError> {
     let id = SessionId::parse(&body.session_id)?;
+    state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
     state.bridge.verify(&app, &id, &body.credential).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -235,9 +278,11 @@ async fn verify(
 async fn verify_registration(
     State(state): State<AppState>,
     Caller(app): Caller,
+    ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<VerifyRequest<RegisterPublicKeyCredential>>,
 ) -> Result<StatusCode, ApiError> {
     let id = SessionId::parse(&body.session_id)?;
+    state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
     state
         .bridge
         .verify_registration(&app, &id, &body.credential)
@@ -249,7 +294,12 @@ async fn cancel(
     State(state): State<AppState>,
     Id(id): Id,
     PollingToken(token): PollingToken,
+    ClientIp(ip): ClientIp,
 ) -> Result<StatusCode, ApiError> {
+    state
+        .limiter
+        .check(&status_buckets(token.as_deref(), ip))
+        .await?;
     state.bridge.cancel(&id, token.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -258,7 +308,9 @@ async fn deny(
     State(state): State<AppState>,
     Id(id): Id,
     Caller(app): Caller,
+    ClientIp(ip): ClientIp,
 ) -> Result<StatusCode, ApiError> {
+    state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
     state.bridge.deny(&app, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -294,6 +294,39 @@ async fn users_are_found_by_id_and_external_id_within_their_app(store: Arc<dyn S
     );
 }
 
+async fn a_write_is_announced_to_its_subscribers_only(store: Arc<dyn Store>) {
+    let s = inserted(&*store, Duration::from_secs(60)).await;
+    let other = inserted(&*store, Duration::from_secs(60)).await;
+    let mut watching = store.subscribe(&s.id).await.unwrap();
+    let mut elsewhere = store.subscribe(&other.id).await.unwrap();
+    let mut next = s.clone();
+    next.apply(Event::Scan, store.now().await.unwrap()).unwrap();
+    assert_eq!(
+        store.replace(&s.id, 1, &next).await.unwrap(),
+        Replaced::Done
+    );
+    let notice = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            // A resync (the Redis hub's first connection) may come first; a change must follow.
+            if watching.next().await == Notice::Changed {
+                return;
+            }
+        }
+    });
+    notice.await.expect("the write is announced");
+    let stray = tokio::time::timeout(Duration::from_millis(200), async {
+        loop {
+            if elsewhere.next().await == Notice::Changed {
+                return;
+            }
+        }
+    });
+    assert!(
+        stray.await.is_err(),
+        "another session's subscriber hears nothing"
+    );
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod memory_backend {
@@ -319,7 +352,45 @@ contract!(
     concurrent_takers_of_one_ceremony_have_one_winner,
     a_ceremony_ends_with_its_session,
     users_are_found_by_id_and_external_id_within_their_app,
+    a_write_is_announced_to_its_subscribers_only,
 );
+
+/// Instances share Redis: a write through one store reaches a subscriber of another, and a
+/// dropped subscription gives the channel back.
+#[tokio::test]
+async fn redis_notices_cross_instances_and_channels_are_released() {
+    let (writer, cleanup) = redis().await;
+    let prefix = cleanup.as_ref().unwrap().0.clone();
+    let reader = RedisStore::connect(&redis_url(), &prefix).await.unwrap();
+    let s = inserted(&*writer, Duration::from_secs(60)).await;
+    let mut watching = reader.subscribe(&s.id).await.unwrap();
+    let mut next = s.clone();
+    next.apply(Event::Deny, writer.now().await.unwrap())
+        .unwrap();
+    writer.replace(&s.id, 1, &next).await.unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(5), async {
+        while watching.next().await != Notice::Changed {}
+    });
+    heard.await.expect("announced across instances");
+
+    let channel = format!("{prefix}:{{{}}}:events", s.id);
+    let client = ::redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let listeners = |conn: &mut ::redis::aio::MultiplexedConnection| {
+        let mut cmd = ::redis::cmd("PUBSUB");
+        cmd.arg("NUMSUB").arg(&channel);
+        let mut conn = conn.clone();
+        async move { cmd.query_async::<(String, u64)>(&mut conn).await.unwrap().1 }
+    };
+    assert_eq!(listeners(&mut conn).await, 1);
+    drop(watching);
+    let released = tokio::time::timeout(Duration::from_secs(5), async {
+        while listeners(&mut conn).await != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    released.await.expect("unsubscribed once nobody listens");
+}
 
 #[tokio::test]
 async fn embedded_users_survive_a_restart() {

@@ -3,12 +3,16 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use tokio::sync::broadcast;
 
-use super::{KEPT_AFTER_EXPIRY, Loaded, Replaced, Store, StoreError, decode, encode};
+use super::{
+    CHANNEL_DEPTH, KEPT_AFTER_EXPIRY, Loaded, Notice, Replaced, Store, StoreError, Subscription,
+    decode, encode,
+};
 use crate::passkey::{Ceremony, User};
 use crate::session::{Session, SessionId, Timestamp, UserId};
 
@@ -24,6 +28,9 @@ pub struct MemoryStore {
     users_file: Option<PathBuf>,
     /// Serialises file writes so that a newer snapshot is never overwritten by an older one.
     write_lock: tokio::sync::Mutex<()>,
+    /// One channel per watched session; shared with the subscriptions, which remove it when the
+    /// last one goes.
+    channels: Arc<Mutex<HashMap<SessionId, broadcast::Sender<Notice>>>>,
 }
 
 #[derive(Default)]
@@ -186,6 +193,15 @@ impl Store for MemoryStore {
                 rev: rev + 1,
             },
         );
+        drop(inner);
+        if let Some(listeners) = self
+            .channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+        {
+            let _ = listeners.send(Notice::Changed);
+        }
         Ok(Replaced::Done)
     }
 
@@ -244,5 +260,22 @@ impl Store for MemoryStore {
         tokio::task::spawn_blocking(move || write_atomically(&path, &text))
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    async fn subscribe(&self, id: &SessionId) -> Result<Subscription, StoreError> {
+        let rx = {
+            let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+            channels
+                .entry(*id)
+                .or_insert_with(|| broadcast::channel(CHANNEL_DEPTH).0)
+                .subscribe()
+        };
+        let (channels, id) = (self.channels.clone(), *id);
+        Ok(Subscription::new(rx, move || {
+            let mut channels = channels.lock().unwrap_or_else(|p| p.into_inner());
+            if channels.get(&id).is_some_and(|tx| tx.receiver_count() == 0) {
+                channels.remove(&id);
+            }
+        }))
     }
 }

@@ -1,6 +1,7 @@
 //! Where sessions live: one trait, an embedded backend and a Redis backend, held to one contract suite.
 
 mod memory;
+mod pubsub;
 mod redis;
 
 #[cfg(test)]
@@ -18,6 +19,61 @@ use crate::settings::StoreKind;
 
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
+
+/// Notices a slow subscriber may fall behind by before it is told to resync instead.
+const CHANNEL_DEPTH: usize = 8;
+
+/// Why a subscriber should read its session again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// The session was written (on this instance or another).
+    Changed,
+    /// Notices may have been lost (a reconnect, a slow reader): whatever changed meanwhile is only
+    /// known by reading again.
+    Resync,
+}
+
+/// Change notices for one session. Dropping it gives the channel back.
+pub struct Subscription {
+    rx: Option<tokio::sync::broadcast::Receiver<Notice>>,
+    release: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl Subscription {
+    fn new(
+        rx: tokio::sync::broadcast::Receiver<Notice>,
+        release: impl FnOnce() + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            rx: Some(rx),
+            release: Some(Box::new(release)),
+        }
+    }
+
+    /// Waits for the next reason to read again. If the channel is gone it never returns, leaving
+    /// the caller's other wake-ups (expiry, shutdown) in charge.
+    pub async fn next(&mut self) -> Notice {
+        use tokio::sync::broadcast::error::RecvError;
+        let Some(rx) = self.rx.as_mut() else {
+            return std::future::pending().await;
+        };
+        match rx.recv().await {
+            Ok(notice) => notice,
+            Err(RecvError::Lagged(_)) => Notice::Resync,
+            Err(RecvError::Closed) => std::future::pending().await,
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        // The receiver goes first, so the release sees the true number of listeners left.
+        drop(self.rx.take());
+        if let Some(release) = self.release.take() {
+            release();
+        }
+    }
+}
 
 /// How long a session stays readable after `expires_at`, so that a late poll learns "expired"
 /// (and a late desktop its token) instead of "unknown session".
@@ -66,7 +122,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn load(&self, id: &SessionId) -> Result<Option<Loaded>, StoreError>;
 
-    /// Writes `session` if the stored revision is still `rev` and it has not expired, atomically.
+    /// Writes `session` if the stored revision is still `rev` and it has not expired, atomically,
+    /// and tells the session's subscribers on every instance.
     async fn replace(
         &self,
         id: &SessionId,
@@ -96,6 +153,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Saves a user durably (no expiry), with its `external_user_id` index.
     async fn save_user(&self, user: &User) -> Result<(), StoreError>;
+
+    /// Notices of every write to one session, from whichever instance made it. Subscribe before
+    /// reading, so that no change can fall between the read and the subscription.
+    async fn subscribe(&self, id: &SessionId) -> Result<Subscription, StoreError>;
 }
 
 /// Opens the store the settings name. The embedded store keeps users under `data_dir`; for

@@ -5,6 +5,7 @@
 //!   (`expires_at` in ms, for the scripts) and `body` (the session as JSON), expiring by
 //!   `PEXPIREAT` on Redis's own clock;
 //! - `<prefix>:{<session id>}:ceremony`: the pending WebAuthn ceremony, taken with `GETDEL`;
+//! - `<prefix>:{<session id>}:events`: the pub/sub channel every write of the session announces;
 //! - `<prefix>:app:{<app id>}:user:<user id>`: a user and their passkeys as JSON, no expiry;
 //! - `<prefix>:app:{<app id>}:ext:<external user id>`: the user id it maps to, no expiry.
 
@@ -12,9 +13,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{RedisError, Script};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, Script, ScriptInvocation};
 
-use super::{KEPT_AFTER_EXPIRY, Loaded, Replaced, Store, StoreError, decode, encode};
+use super::pubsub::Hub;
+use super::{KEPT_AFTER_EXPIRY, Loaded, Replaced, Store, StoreError, Subscription, decode, encode};
+
 use crate::passkey::{Ceremony, User};
 use crate::session::{Session, SessionId, Timestamp, UserId};
 
@@ -33,7 +36,8 @@ local v = redis.call('HMGET', KEYS[1], 'rev', 'body')
 return {t[1], t[2], v[1], v[2]}
 ";
 
-/// Compare-and-set on the revision; refuses once Redis's clock has reached `exp`.
+/// Compare-and-set on the revision; refuses once Redis's clock has reached `exp`. The notice is
+/// published in the same script, so no write can go unannounced.
 const REPLACE: &str = r"
 local cur = redis.call('HMGET', KEYS[1], 'rev', 'exp')
 if not cur[1] then return -1 end
@@ -42,9 +46,18 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if now >= tonumber(cur[2]) then return -2 end
 redis.call('HSET', KEYS[1], 'body', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'rev', 1)
+local rev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
+redis.call('PUBLISH', ARGV[3], rev)
 return 1
 ";
+
+/// What [`RedisStore::run`] can send.
+#[derive(Clone, Copy)]
+enum Command<'a> {
+    One(&'a Cmd),
+    Pipeline(&'a Pipeline),
+    Script(&'a ScriptInvocation<'a>),
+}
 
 pub struct RedisStore {
     conn: ConnectionManager,
@@ -52,6 +65,7 @@ pub struct RedisStore {
     insert: Script,
     load: Script,
     replace: Script,
+    hub: Hub,
 }
 
 fn unavailable(e: RedisError) -> StoreError {
@@ -86,7 +100,18 @@ impl RedisStore {
             insert: Script::new(INSERT),
             load: Script::new(LOAD),
             replace: Script::new(REPLACE),
+            hub: Hub::start(client),
         })
+    }
+
+    /// How many pub/sub connections this instance has opened (more than one: it reconnected).
+    pub fn pubsub_connections(&self) -> u64 {
+        self.hub.connections()
+    }
+
+    /// Channels carry the session's hash tag too, ready for sharded pub/sub in a Cluster.
+    fn channel(&self, id: &SessionId) -> String {
+        format!("{}:{{{id}}}:events", self.prefix)
     }
 
     fn key(&self, id: &SessionId) -> String {
@@ -101,6 +126,28 @@ impl RedisStore {
         format!("{}:app:{{{app_id}}}:user:{id}", self.prefix)
     }
 
+    /// Runs a command, and once more if a dropped connection cut it off (Redis restarted, a proxy
+    /// closed it): the manager reconnects on the failure, so the retry meets a live connection
+    /// instead of the person meeting an error.
+    async fn run<T: FromRedisValue>(&self, command: Command<'_>) -> Result<T, StoreError> {
+        let mut retried = false;
+        loop {
+            let mut conn = self.conn.clone();
+            let result = match command {
+                Command::One(cmd) => cmd.query_async(&mut conn).await,
+                Command::Pipeline(pipe) => pipe.query_async(&mut conn).await,
+                Command::Script(script) => script.invoke_async(&mut conn).await,
+            };
+            match result {
+                Err(e) if !retried && (e.is_connection_dropped() || e.is_io_error()) => {
+                    tracing::warn!(error = %e, "Redis connection dropped; retrying once");
+                    retried = true;
+                }
+                other => return other.map_err(unavailable),
+            }
+        }
+    }
+
     fn external_key(&self, app_id: &str, external_user_id: &str) -> String {
         format!("{}:app:{{{app_id}}}:ext:{external_user_id}", self.prefix)
     }
@@ -109,26 +156,19 @@ impl RedisStore {
 #[async_trait]
 impl Store for RedisStore {
     async fn now(&self) -> Result<Timestamp, StoreError> {
-        let (s, us): (String, String) = redis::cmd("TIME")
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
+        let time = redis::cmd("TIME");
+        let (s, us): (String, String) = self.run(Command::One(&time)).await?;
         millis(&s, &us)
     }
 
     async fn insert(&self, session: &Session) -> Result<(), StoreError> {
-        let body =
-            serde_json::to_string(session).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let drop_at = session.expires_at.plus(KEPT_AFTER_EXPIRY);
-        let created: i64 = self
-            .insert
-            .key(self.key(&session.id))
-            .arg(body)
+        let mut script = self.insert.key(self.key(&session.id));
+        script
+            .arg(encode(session)?)
             .arg(session.expires_at.as_millis())
-            .arg(drop_at.as_millis())
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
+            .arg(drop_at.as_millis());
+        let created: i64 = self.run(Command::Script(&script)).await?;
         if created == 1 {
             Ok(())
         } else {
@@ -137,19 +177,18 @@ impl Store for RedisStore {
     }
 
     async fn load(&self, id: &SessionId) -> Result<Option<Loaded>, StoreError> {
-        let (s, us, rev, body): (String, String, Option<u64>, Option<String>) = self
-            .load
-            .key(self.key(id))
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
+        let script = self.load.key(self.key(id));
+        let (s, us, rev, body): (String, String, Option<u64>, Option<String>) =
+            self.run(Command::Script(&script)).await?;
         let now = millis(&s, &us)?;
         let (Some(rev), Some(body)) = (rev, body) else {
             return Ok(None);
         };
-        let session = serde_json::from_str(&body)
-            .map_err(|e| StoreError::Corrupt(format!("session {id}: {e}")))?;
-        Ok(Some(Loaded { session, rev, now }))
+        Ok(Some(Loaded {
+            session: decode(&format!("session {id}"), &body)?,
+            rev,
+            now,
+        }))
     }
 
     async fn replace(
@@ -158,16 +197,10 @@ impl Store for RedisStore {
         rev: u64,
         session: &Session,
     ) -> Result<Replaced, StoreError> {
-        let body =
-            serde_json::to_string(session).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let outcome: i64 = self
-            .replace
-            .key(self.key(id))
-            .arg(rev)
-            .arg(body)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
+        let mut script = self.replace.key(self.key(id));
+        script.arg(rev).arg(encode(session)?).arg(self.channel(id));
+        // Run twice, the second answers "stale" and the caller re-decides on what it finds.
+        let outcome: i64 = self.run(Command::Script(&script)).await?;
         Ok(match outcome {
             1 => Replaced::Done,
             0 => Replaced::Stale,
@@ -182,31 +215,25 @@ impl Store for RedisStore {
         ceremony: &Ceremony,
         until: Timestamp,
     ) -> Result<(), StoreError> {
-        redis::cmd("SET")
-            .arg(self.ceremony_key(id))
+        let mut set = redis::cmd("SET");
+        set.arg(self.ceremony_key(id))
             .arg(encode(ceremony)?)
             .arg("PXAT")
-            .arg(until.as_millis())
-            .query_async::<()>(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)
+            .arg(until.as_millis());
+        self.run(Command::One(&set)).await
     }
 
     async fn take_ceremony(&self, id: &SessionId) -> Result<Option<Ceremony>, StoreError> {
-        let json: Option<String> = redis::cmd("GETDEL")
-            .arg(self.ceremony_key(id))
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
+        let mut getdel = redis::cmd("GETDEL");
+        getdel.arg(self.ceremony_key(id));
+        let json: Option<String> = self.run(Command::One(&getdel)).await?;
         json.map(|j| decode("ceremony", &j)).transpose()
     }
 
     async fn load_user(&self, app_id: &str, id: &UserId) -> Result<Option<User>, StoreError> {
-        let json: Option<String> = redis::cmd("GET")
-            .arg(self.user_key(app_id, id))
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
+        let mut get = redis::cmd("GET");
+        get.arg(self.user_key(app_id, id));
+        let json: Option<String> = self.run(Command::One(&get)).await?;
         json.map(|j| decode(&format!("user {id}"), &j)).transpose()
     }
 
@@ -215,11 +242,9 @@ impl Store for RedisStore {
         app_id: &str,
         external_user_id: &str,
     ) -> Result<Option<User>, StoreError> {
-        let id: Option<String> = redis::cmd("GET")
-            .arg(self.external_key(app_id, external_user_id))
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
+        let mut get = redis::cmd("GET");
+        get.arg(self.external_key(app_id, external_user_id));
+        let id: Option<String> = self.run(Command::One(&get)).await?;
         match id {
             Some(id) => self.load_user(app_id, &UserId::new(id)).await,
             None => Ok(None),
@@ -239,8 +264,10 @@ impl Store for RedisStore {
                 .arg(user.id.as_str())
                 .ignore();
         }
-        pipe.query_async::<()>(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)
+        self.run(Command::Pipeline(&pipe)).await
+    }
+
+    async fn subscribe(&self, id: &SessionId) -> Result<Subscription, StoreError> {
+        self.hub.subscribe(self.channel(id)).await
     }
 }

@@ -78,7 +78,7 @@ fn listening_on(line: &str) -> String {
 async fn a_passkey_survives_a_restart_of_the_embedded_bridge() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bridge.toml");
-    std::fs::write(&config, crate::helpers::settings_toml("5m", dir.path())).unwrap();
+    std::fs::write(&config, crate::helpers::settings_toml("5m", dir.path(), "")).unwrap();
     let key = dir.path().join("signing-key.pem");
     std::fs::remove_file(&key).unwrap();
 

@@ -11,8 +11,11 @@ use qr_bridge::secret;
 use qr_bridge::server::{AppState, app};
 use qr_bridge::session::{Session, SessionId, Timestamp, UserId};
 
+use qr_bridge::limits::{Counter, MemoryCounter, RedisCounter};
 use qr_bridge::settings::Settings;
-use qr_bridge::store::{Loaded, MemoryStore, RedisStore, Replaced, Store, StoreError};
+use qr_bridge::store::{
+    Loaded, MemoryStore, RedisStore, Replaced, Store, StoreError, Subscription,
+};
 use qr_bridge::wire::Started;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
@@ -41,7 +44,8 @@ pub fn signing_key_pem() -> &'static str {
 }
 
 /// Two apps: "shop" on the hosted page (open sign-up), "own" with its own approval page.
-pub fn settings_toml(ttl: &str, dir: &std::path::Path) -> String {
+/// `extra` goes before the apps: top-level keys first, then any tables (e.g. `[limits]`).
+pub fn settings_toml(ttl: &str, dir: &std::path::Path, extra: &str) -> String {
     let key = dir.join("signing-key.pem");
     if !key.exists() {
         std::fs::write(&key, signing_key_pem()).unwrap();
@@ -52,6 +56,7 @@ pub fn settings_toml(ttl: &str, dir: &std::path::Path) -> String {
         session_ttl = "{ttl}"
         data_dir = "{data}"
         signing_key = "{key}"
+        {extra}
 
         [[apps]]
         id = "shop"
@@ -152,14 +157,27 @@ impl Store for Counted {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.save_user(user).await
     }
+    async fn subscribe(&self, id: &SessionId) -> Result<Subscription, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.subscribe(id).await
+    }
 }
 
 /// A bridge under test, in this process: its client, and its store for inspection.
 pub struct TestApp {
     pub client: Client,
     pub store: Arc<Counted>,
+    /// The Redis store itself, for what only it can tell (its pub/sub connections).
+    pub redis: Option<Arc<RedisStore>>,
+    /// Set by a real shutdown signal; ends open streams, then the server.
+    pub shutdown: tokio_util::sync::CancellationToken,
+    pub server: tokio::task::JoinHandle<()>,
+    backend: Backend,
+    settings: Settings,
+    prefix: String,
+    redis_url: String,
     _cleanup: Option<RedisCleanup>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl std::ops::Deref for TestApp {
@@ -180,39 +198,104 @@ impl TestApp {
         Self::spawn_with(backend, "5m").await
     }
 
+    /// With limits far above what any test sends from its one address; limit tests set their own.
     pub async fn spawn_with(backend: Backend, ttl: &str) -> Self {
+        let relaxed = "[limits]\nstatus_per_token = \"100000/1m\"\nstatus_per_client = \"100000/1m\"\n\
+                       init_per_key = \"100000/1m\"\ninit_per_client = \"100000/1m\"\nphone_per_client = \"100000/1m\"";
+        Self::spawn_configured(backend, ttl, relaxed).await
+    }
+
+    /// `extra` is added to the settings (see [`settings_toml`]).
+    pub async fn spawn_configured(backend: Backend, ttl: &str, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let settings = Settings::from_toml(&settings_toml(ttl, dir.path())).expect("test settings");
-        let (inner, cleanup): (Arc<dyn Store>, _) = match backend {
-            Backend::Memory => (Arc::new(MemoryStore::default()), None),
+        let settings =
+            Settings::from_toml(&settings_toml(ttl, dir.path(), extra)).expect("test settings");
+
+        let prefix = format!("qrbtest-{}", uuid::Uuid::new_v4().simple());
+        let cleanup = (backend == Backend::Redis).then(|| RedisCleanup(prefix.clone()));
+        let mut app = Self::start(backend, settings, prefix, redis_url()).await;
+        app._cleanup = cleanup;
+        app._dir = Some(dir);
+        app
+    }
+
+    /// Another instance of the same deployment: same settings and key, same Redis keys.
+    pub async fn sibling(&self) -> Self {
+        Self::start(
+            self.backend,
+            self.settings.clone(),
+            self.prefix.clone(),
+            self.redis_url.clone(),
+        )
+        .await
+    }
+
+    /// A bridge on the Redis at `url` (not the machine's shared one), with its own key prefix.
+    pub async fn spawn_on_redis(url: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let settings =
+            Settings::from_toml(&settings_toml("5m", dir.path(), "")).expect("test settings");
+        let prefix = format!("qrbtest-{}", uuid::Uuid::new_v4().simple());
+        let mut app = Self::start(Backend::Redis, settings, prefix, url.to_owned()).await;
+        app._dir = Some(dir);
+        app
+    }
+
+    async fn start(
+        backend: Backend,
+        settings: Settings,
+        prefix: String,
+        redis_url: String,
+    ) -> Self {
+        let (inner, redis, counter): (Arc<dyn Store>, _, Arc<dyn Counter>) = match backend {
+            Backend::Memory => (
+                Arc::new(MemoryStore::default()),
+                None,
+                Arc::new(MemoryCounter::default()),
+            ),
             Backend::Redis => {
-                let prefix = format!("qrbtest-{}", uuid::Uuid::new_v4().simple());
-                let store = RedisStore::connect(&redis_url(), &prefix)
+                let store = Arc::new(
+                    RedisStore::connect(&redis_url, &prefix)
+                        .await
+                        .expect("Redis at REDIS_URL"),
+                );
+                let counter = RedisCounter::connect(&redis_url, &prefix)
                     .await
                     .expect("Redis at REDIS_URL");
-                (Arc::new(store), Some(RedisCleanup(prefix)))
+                (store.clone(), Some(store), Arc::new(counter))
             }
         };
         let store = Arc::new(Counted {
             inner,
             calls: AtomicUsize::new(0),
         });
-        let router = app(AppState::new(&settings, store.clone()).expect("bridge"));
+        let state = AppState::new(&settings, store.clone(), counter).expect("bridge");
+        let shutdown = state.shutdown.clone();
+        let router = app(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
+        let stop = shutdown.clone();
+        let server = tokio::spawn(async move {
             axum::serve(
                 listener,
                 router.into_make_service_with_connect_info::<SocketAddr>(),
             )
+            .with_graceful_shutdown(stop.cancelled_owned())
             .await
             .unwrap();
         });
         TestApp {
             client: Client::new(&format!("http://{addr}")),
             store,
-            _cleanup: cleanup,
-            _dir: dir,
+            redis,
+            shutdown,
+            server,
+            backend,
+            settings,
+            prefix,
+            redis_url,
+            _cleanup: None,
+            _dir: None,
         }
     }
 

@@ -3,7 +3,9 @@
 mod cli;
 mod cross_device;
 mod helpers;
+mod limits;
 mod passkeys;
 mod phone;
 mod races;
+mod streams;
 mod validation;
