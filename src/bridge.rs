@@ -11,8 +11,8 @@ use crate::apps::{App, Apps, Invalid};
 use crate::passkey::{Ceremony, PasskeyError, Passkeys, StoredPasskey, User, user_handle, user_id};
 use crate::secret;
 use crate::session::{
-    Applied, ApprovalContext, Completion, Event, EventKind, Kind, NewSession, Session, SessionId,
-    State, Timestamp, TransitionError,
+    Applied, ApprovalContext, ClaimedElsewhere, Completion, Event, EventKind, Kind, NewSession,
+    Requester, Session, SessionId, State, Timestamp, TransitionError,
 };
 use crate::settings::{Settings, StoreKind};
 use crate::store::{Loaded, Replaced, Store, StoreError, Subscription};
@@ -56,6 +56,8 @@ pub enum BridgeError {
     #[error("this app does not let people create an account from the phone")]
     SignupClosed,
     #[error(transparent)]
+    ClaimedElsewhere(#[from] ClaimedElsewhere),
+    #[error(transparent)]
     Token(#[from] TokenError),
 }
 
@@ -75,6 +77,15 @@ impl From<TransitionError> for BridgeError {
             other => BridgeError::Refused(other),
         }
     }
+}
+
+/// What the desktop asks for when it starts a session.
+#[derive(Clone, Debug)]
+pub struct Start {
+    pub kind: Kind,
+    pub approval_context: Option<ApprovalContext>,
+    pub external_user_id: Option<String>,
+    pub requester: Requester,
 }
 
 /// A session just created, with the secrets and links the desktop needs.
@@ -158,23 +169,18 @@ impl Bridge {
         }
     }
 
-    pub async fn start(
-        &self,
-        app: &App,
-        kind: Kind,
-        approval_context: Option<ApprovalContext>,
-        external_user_id: Option<String>,
-    ) -> Result<Started, BridgeError> {
+    pub async fn start(&self, app: &App, start: Start) -> Result<Started, BridgeError> {
         let id = SessionId::from_uuid(uuid::Uuid::new_v4());
         let polling_token = secret::generate("pt_");
         let now = self.store.now().await?;
         let new = NewSession {
             id,
             app_id: app.id.clone(),
-            kind,
+            kind: start.kind,
             polling_token_sha256: secret::digest(&polling_token),
-            approval_context,
-            external_user_id,
+            approval_context: start.approval_context,
+            external_user_id: start.external_user_id,
+            requester: start.requester,
         };
         let session = Session::new(new, now, self.session_ttl);
         self.store.insert(&session).await?;
@@ -219,8 +225,14 @@ impl Bridge {
 
     /// The phone opened the approval page: the session becomes `Scanned` and gets a fresh
     /// challenge (sign in, or create a passkey for a registration session).
-    pub async fn open(&self, app: &App, id: &SessionId) -> Result<Opened, BridgeError> {
-        let session = self.scan(app, id).await?;
+    /// `by` is the browser's claim on the hosted page, `None` from the API (see `Session::claim`).
+    pub async fn open(
+        &self,
+        app: &App,
+        id: &SessionId,
+        by: Option<&str>,
+    ) -> Result<Opened, BridgeError> {
+        let session = self.scan(app, id, by).await?;
         let (options, ceremony) = match session.kind {
             Kind::Auth => self.passkeys.start_sign_in(app)?,
             Kind::Registration => {
@@ -260,11 +272,16 @@ impl Bridge {
 
     /// A phone with no passkey asks to create one from a sign-in request, when the app allows it:
     /// the pending challenge is replaced by one that creates a passkey for a new account.
-    pub async fn open_signup(&self, app: &App, id: &SessionId) -> Result<Opened, BridgeError> {
+    pub async fn open_signup(
+        &self,
+        app: &App,
+        id: &SessionId,
+        by: Option<&str>,
+    ) -> Result<Opened, BridgeError> {
         if !app.open_signup {
             return Err(BridgeError::SignupClosed);
         }
-        let session = self.scan(app, id).await?;
+        let session = self.scan(app, id, by).await?;
         let handle = Uuid::new_v4();
         let (options, ceremony) =
             self.passkeys
@@ -283,9 +300,15 @@ impl Bridge {
         })
     }
 
-    async fn scan(&self, app: &App, id: &SessionId) -> Result<Session, BridgeError> {
+    async fn scan(
+        &self,
+        app: &App,
+        id: &SessionId,
+        by: Option<&str>,
+    ) -> Result<Session, BridgeError> {
         self.update(id, |s, now| {
             owned_by(s, app)?;
+            s.claim(by)?;
             Ok(s.apply(Event::Scan, now)?)
         })
         .await
@@ -298,8 +321,9 @@ impl Bridge {
         app: &App,
         id: &SessionId,
         response: &PublicKeyCredential,
+        by: Option<&str>,
     ) -> Result<(), BridgeError> {
-        let (loaded, ceremony) = self.take_ceremony(app, id).await?;
+        let (loaded, ceremony) = self.take_ceremony(app, id, by).await?;
         let Ceremony::SignIn(state) = ceremony else {
             return Err(BridgeError::WrongCeremony);
         };
@@ -331,8 +355,9 @@ impl Bridge {
         app: &App,
         id: &SessionId,
         response: &RegisterPublicKeyCredential,
+        by: Option<&str>,
     ) -> Result<(), BridgeError> {
-        let (Loaded { session, now, .. }, ceremony) = self.take_ceremony(app, id).await?;
+        let (Loaded { session, now, .. }, ceremony) = self.take_ceremony(app, id, by).await?;
         let Ceremony::Register { state, handle } = ceremony else {
             return Err(BridgeError::WrongCeremony);
         };
@@ -350,6 +375,15 @@ impl Bridge {
         self.complete(app, id, &user).await
     }
 
+    /// The app a session belongs to: what the hosted approval page needs before anything else.
+    pub async fn app_of(&self, id: &SessionId) -> Result<Arc<App>, BridgeError> {
+        let loaded = self.store.load(id).await?.ok_or(BridgeError::NotFound)?;
+        self.apps
+            .get(&loaded.session.app_id)
+            .cloned()
+            .ok_or(BridgeError::NotFound)
+    }
+
     /// Claims of a session token this deployment issued.
     pub fn validate(&self, token: &str) -> Result<Claims, BridgeError> {
         Ok(self.tokens.verify(token)?)
@@ -361,9 +395,11 @@ impl Bridge {
         &self,
         app: &App,
         id: &SessionId,
+        by: Option<&str>,
     ) -> Result<(Loaded, Ceremony), BridgeError> {
         let loaded = self.store.load(id).await?.ok_or(BridgeError::NotFound)?;
         owned_by(&loaded.session, app)?;
+        loaded.session.check_claim(by)?;
         loaded.session.accepts(EventKind::Complete, loaded.now)?;
 
         let ceremony = self
@@ -412,9 +448,15 @@ impl Bridge {
     }
 
     /// The phone declines. Repeating it is harmless.
-    pub async fn deny(&self, app: &App, id: &SessionId) -> Result<(), BridgeError> {
+    pub async fn deny(
+        &self,
+        app: &App,
+        id: &SessionId,
+        by: Option<&str>,
+    ) -> Result<(), BridgeError> {
         self.update(id, |s, now| {
             owned_by(s, app)?;
+            s.check_claim(by)?;
             Ok(s.apply(Event::Deny, now)?)
         })
         .await

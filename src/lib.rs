@@ -1,5 +1,6 @@
 //! QR Bridge: sign in on a desktop by approving with the passkey on your phone.
 
+pub mod browser;
 pub mod session;
 pub mod ui;
 pub mod wire;
@@ -14,6 +15,8 @@ pub mod bridge;
 pub mod cli;
 #[cfg(feature = "ssr")]
 pub mod limits;
+#[cfg(feature = "ssr")]
+pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod passkey;
 #[cfg(feature = "ssr")]

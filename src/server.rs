@@ -13,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
 use crate::api;
+use crate::apps::Invalid;
 use crate::bridge::{Bridge, SetupError};
+use crate::pages::{self, WebSessions};
 use crate::limits::{self, Counter, Limiter, TrustedProxies};
 use crate::settings::{Settings, StoreKind};
 use crate::store::{self, Store};
@@ -27,6 +29,10 @@ pub struct AppState {
     pub limiter: Arc<Limiter>,
     pub proxies: Arc<TrustedProxies>,
     pub shutdown: CancellationToken,
+    /// The app whose sign-in page is served at `/`.
+    pub home_app: Option<String>,
+    pub web_sessions: WebSessions,
+    pub public_origin: String,
     pub leptos: LeptosOptions,
 }
 
@@ -48,6 +54,9 @@ impl AppState {
             limiter: Arc::new(Limiter::new(settings.limits.clone(), counter)),
             proxies: Arc::new(settings.proxies.clone()),
             shutdown: CancellationToken::new(),
+            home_app: settings.home_app.clone(),
+            web_sessions: WebSessions::new(settings).map_err(|e| SetupError::Settings(Invalid::new("store", e)))?,
+            public_origin: settings.public_origin.clone(),
             leptos: leptos_options(settings),
         })
     }
@@ -57,10 +66,13 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let pages = generate_route_list(App);
     let options = state.leptos.clone();
+    let sessions = state.web_sessions.clone().layer(state.public_origin.starts_with("https://"));
     Router::new()
         .merge(api::routes(state.bridge.apps()))
+        .route("/login/{app_id}/events", axum::routing::get(pages::desk_events))
         .leptos_routes(&state, pages, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(sessions)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -101,10 +113,10 @@ pub fn site_root(settings: &Settings) -> PathBuf {
 }
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let store = store::open(&settings.store, "qrb", &settings.data_dir)
+    let store = store::open(&settings.store, &settings.redis_prefix, &settings.data_dir)
         .await
         .map_err(|e| anyhow::anyhow!("store: {e}"))?;
-    let counter = limits::counter(&settings.store, "qrb")
+    let counter = limits::counter(&settings.store, &settings.redis_prefix)
         .await
         .map_err(|e| anyhow::anyhow!("store: {e}"))?;
     let state = AppState::new(&settings, store, counter)?;

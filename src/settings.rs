@@ -40,7 +40,15 @@ struct File {
     #[serde(default = "default_client_ip_header")]
     client_ip_header: String,
     #[serde(default)]
+    home_app: Option<String>,
+    #[serde(default = "default_redis_prefix")]
+    redis_prefix: String,
+    #[serde(default)]
     apps: Vec<AppConfig>,
+}
+
+fn default_redis_prefix() -> String {
+    "qrb".into()
 }
 
 fn default_client_ip_header() -> String {
@@ -91,6 +99,10 @@ pub struct Settings {
     pub signing_key: PathBuf,
     pub token_ttl: Duration,
     pub apps: Arc<Apps>,
+    /// The app whose sign-in page is served at `/`.
+    pub home_app: Option<String>,
+    /// What every Redis key of this deployment starts with, so deployments can share a Redis.
+    pub redis_prefix: String,
     pub limits: Limits,
     /// Whose forwarding header names the client (for rate limits); nobody's by default.
     pub proxies: TrustedProxies,
@@ -196,7 +208,17 @@ impl File {
                 .unwrap_or_else(|| self.data_dir.join("signing-key.pem")),
             data_dir: self.data_dir,
             token_ttl: self.token_ttl,
+            home_app: match self.home_app {
+                Some(id) if apps.iter().all(|a| a.id != id) => {
+                    return Err(Invalid::new("home_app", format!("{id:?} is not the id of an app below")));
+                }
+                other => other,
+            },
             apps: Arc::new(Apps::new(apps)?),
+            redis_prefix: match self.redis_prefix.trim() {
+                p if !p.is_empty() && !p.contains(['{', '}', ' ']) => p.to_owned(),
+                _ => return Err(Invalid::new("redis_prefix", "must be non-empty, without spaces or braces")),
+            },
             limits: self.limits,
             // Checked here so a typo fails at start rather than silently trusting nothing.
             proxies: TrustedProxies {

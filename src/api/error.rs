@@ -107,7 +107,9 @@ impl ApiError {
                 BridgeError::CredentialNotFound => {
                     (S::NOT_FOUND, "qr_credential_not_found", sentence(e))
                 }
-                BridgeError::SignupClosed => (S::FORBIDDEN, "forbidden", sentence(e)),
+                BridgeError::SignupClosed | BridgeError::ClaimedElsewhere(_) => {
+                    (S::FORBIDDEN, "forbidden", sentence(e))
+                }
                 BridgeError::Passkey(p) => match p {
                     PasskeyError::ChallengeMismatch => {
                         (S::BAD_REQUEST, "challenge_mismatch", sentence(p))

@@ -2,7 +2,7 @@
 
 mod error;
 mod extract;
-mod stream;
+pub(crate) mod stream;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -23,11 +23,11 @@ pub use error::ApiError;
 use extract::{Bearer, Caller, ClientIp, Id, JsonBody, PollingToken};
 
 use crate::apps::{App, Apps};
-use crate::bridge::{BridgeError, Observed, Opened, Started as StartedSession, iso8601};
+use crate::bridge::{BridgeError, Observed, Opened, Start, Started as StartedSession, iso8601};
 use crate::limits::Bucket;
 use crate::server::AppState;
 use crate::session::{
-    ApprovalContext, Kind, SessionId, State as SessionState, parse_external_user_id,
+    ApprovalContext, Kind, Requester, SessionId, State as SessionState, parse_external_user_id,
 };
 use crate::store::StoreError;
 use crate::token::TokenError;
@@ -120,6 +120,7 @@ async fn init(
     State(state): State<AppState>,
     Caller(app): Caller,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<InitRequest>,
 ) -> Result<(StatusCode, Json<Envelope<Started>>), ApiError> {
     let approval_context = body
@@ -132,18 +133,20 @@ async fn init(
         .limiter
         .check(&[Bucket::InitKey(&app.id), Bucket::InitClient(ip)])
         .await?;
-    Ok(started(
-        state
-            .bridge
-            .start(&app, Kind::Auth, approval_context, None)
-            .await?,
-    ))
+    let start = Start {
+        kind: Kind::Auth,
+        approval_context,
+        external_user_id: None,
+        requester: requester(&headers, ip),
+    };
+    Ok(started(state.bridge.start(&app, start).await?))
 }
 
 async fn init_registration(
     State(state): State<AppState>,
     Caller(app): Caller,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<InitRegistrationRequest>,
 ) -> Result<(StatusCode, Json<Envelope<Started>>), ApiError> {
     let external_user_id = body
@@ -156,12 +159,21 @@ async fn init_registration(
         .limiter
         .check(&[Bucket::InitKey(&app.id), Bucket::InitClient(ip)])
         .await?;
-    Ok(started(
-        state
-            .bridge
-            .start(&app, Kind::Registration, None, external_user_id)
-            .await?,
-    ))
+    let start = Start {
+        kind: Kind::Registration,
+        approval_context: None,
+        external_user_id,
+        requester: requester(&headers, ip),
+    };
+    Ok(started(state.bridge.start(&app, start).await?))
+}
+
+/// Who is asking, for the phone to see: the browser's user agent and the client's address.
+fn requester(headers: &HeaderMap, ip: IpAddr) -> Requester {
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    Requester::new(user_agent, Some(ip.to_string()))
 }
 
 /// The SDK knows `pending`, `authenticated` and `completed`; the other endings are its errors.
@@ -220,6 +232,7 @@ async fn status(
             token,
             &headers,
             state.shutdown.clone(),
+            true,
         )
         .await;
     }
@@ -246,7 +259,10 @@ async fn context(
     ClientIp(ip): ClientIp,
 ) -> Result<Json<Envelope<Context>>, ApiError> {
     state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
-    Ok(context_body(&app, state.bridge.open(&app, &id).await?))
+    Ok(context_body(
+        &app,
+        state.bridge.open(&app, &id, None).await?,
+    ))
 }
 
 /// A phone with no passkey creates one instead (apps with `open_signup`).
@@ -259,7 +275,7 @@ async fn signup(
     state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
     Ok(context_body(
         &app,
-        state.bridge.open_signup(&app, &id).await?,
+        state.bridge.open_signup(&app, &id, None).await?,
     ))
 }
 
@@ -271,7 +287,10 @@ async fn verify(
 ) -> Result<StatusCode, ApiError> {
     let id = SessionId::parse(&body.session_id)?;
     state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
-    state.bridge.verify(&app, &id, &body.credential).await?;
+    state
+        .bridge
+        .verify(&app, &id, &body.credential, None)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -285,7 +304,7 @@ async fn verify_registration(
     state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
     state
         .bridge
-        .verify_registration(&app, &id, &body.credential)
+        .verify_registration(&app, &id, &body.credential, None)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -311,7 +330,7 @@ async fn deny(
     ClientIp(ip): ClientIp,
 ) -> Result<StatusCode, ApiError> {
     state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
-    state.bridge.deny(&app, &id).await?;
+    state.bridge.deny(&app, &id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -70,8 +70,9 @@ impl Seen {
     }
 }
 
-/// The event for one observation: the SDK's statuses, plus our own final ones.
-fn event(o: &Observed) -> Event {
+/// The event for one observation: the SDK's statuses, plus our own final ones. Without
+/// `reveal_token` a completion names the user but carries no token (the desktop page's stream).
+fn event(o: &Observed, reveal_token: bool) -> Event {
     let mut status = Status {
         status: WireStatus::Pending,
         scanned: false,
@@ -85,7 +86,7 @@ fn event(o: &Observed) -> Event {
         State::Completed => {
             status.status = WireStatus::Completed;
             if let Some(done) = &o.completion {
-                status.session_token = Some(done.session_token.expose().to_owned());
+                status.session_token = reveal_token.then(|| done.session_token.expose().to_owned());
                 status.user_id = Some(done.user_id.to_string());
             }
         }
@@ -111,6 +112,7 @@ struct Watcher {
     latest: Option<Observed>,
     expires: Instant,
     shutdown: CancellationToken,
+    reveal_token: bool,
     done: bool,
 }
 
@@ -127,7 +129,7 @@ impl Watcher {
                 self.done = o.state.is_final();
                 if Seen::is_news(self.seen, &o) {
                     self.seen = Some(Seen::of(&o));
-                    return Some(event(&o));
+                    return Some(event(&o, self.reveal_token));
                 }
                 continue;
             }
@@ -154,6 +156,7 @@ pub async fn respond(
     token: Option<String>,
     headers: &HeaderMap,
     shutdown: CancellationToken,
+    reveal_token: bool,
 ) -> Result<Response, ApiError> {
     let (subscription, first) = bridge.watch(&id, token.as_deref()).await?;
     let watcher = Watcher {
@@ -165,6 +168,7 @@ pub async fn respond(
         latest: Some(first),
         expires: Instant::now(),
         shutdown,
+        reveal_token,
         done: false,
     };
     let events = futures::stream::unfold(watcher, |mut w| async move {

@@ -51,6 +51,18 @@ impl ApprovalContext {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The message as the phone shows it: without zero-width or direction-changing characters,
+    /// which could hide or reorder words. (Direction controls are refused on the way in; this
+    /// also covers messages that never went through `parse`.)
+    pub fn for_display(&self) -> String {
+        self.0.chars().filter(|&c| !is_bidi_control(c) && !is_invisible(c)).collect()
+    }
+}
+
+/// Zero-width and other invisible format characters.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{180E}' | '\u{00AD}')
 }
 
 /// Embeddings, overrides, isolates and the implicit direction marks (Unicode's Bidi_Control set).
@@ -138,6 +150,12 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
+    }
+
+    #[test]
+    fn display_drops_invisible_characters() {
+        let context = ApprovalContext::parse("Pay\u{200B} 20\u{FEFF} €\u{200D}").unwrap().unwrap();
+        assert_eq!(context.for_display(), "Pay 20 €");
     }
 
     #[test]

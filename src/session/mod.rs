@@ -185,7 +185,40 @@ pub struct NewSession {
     pub polling_token_sha256: String,
     pub approval_context: Option<ApprovalContext>,
     pub external_user_id: Option<String>,
+    pub requester: Requester,
 }
+
+/// Who started a session, captured when it was created, so the phone can show who is asking.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requester {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+impl Requester {
+    /// Keeps at most 300 characters of the user agent, without control characters: enough to
+    /// name a browser and system, too little to fill the store.
+    pub fn new(user_agent: Option<&str>, address: Option<String>) -> Self {
+        let user_agent = user_agent
+            .map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(300)
+                    .collect::<String>()
+            })
+            .filter(|ua| !ua.trim().is_empty());
+        Requester {
+            user_agent,
+            address,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("this request is open on another device")]
+pub struct ClaimedElsewhere;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
@@ -206,6 +239,11 @@ pub struct Session {
     /// Set by `Complete`, and only by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     session_token: Option<SessionToken>,
+    #[serde(default)]
+    pub requester: Requester,
+    /// A digest naming the browser that first opened the approval page (see [`Session::claim`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    claimed_by: Option<String>,
 }
 
 impl Session {
@@ -222,6 +260,29 @@ impl Session {
             external_user_id: new.external_user_id,
             user_id: None,
             session_token: None,
+            requester: new.requester,
+            claimed_by: None,
+        }
+    }
+
+    /// The first browser to open the approval page claims the session, and from then on only it
+    /// may act on it (RFC 8628 §5.5: a watcher cannot approve what someone else scanned). `by` is
+    /// that browser's claim, or `None` for callers without one (the API), who may act only on a
+    /// session nobody has claimed.
+    pub fn claim(&mut self, by: Option<&str>) -> Result<(), ClaimedElsewhere> {
+        self.check_claim(by)?;
+        if self.claimed_by.is_none() {
+            self.claimed_by = by.map(str::to_owned);
+        }
+        Ok(())
+    }
+
+    /// Whether `by` may act on this session, without claiming it.
+    pub fn check_claim(&self, by: Option<&str>) -> Result<(), ClaimedElsewhere> {
+        match (self.claimed_by.as_deref(), by) {
+            (None, _) => Ok(()),
+            (Some(owner), Some(by)) if owner == by => Ok(()),
+            _ => Err(ClaimedElsewhere),
         }
     }
 
@@ -317,6 +378,7 @@ mod tests {
                 polling_token_sha256: "00".repeat(32),
                 approval_context: None,
                 external_user_id: None,
+                requester: Requester::default(),
             },
             T0,
             TTL,
@@ -467,6 +529,30 @@ mod tests {
                 check(shown, session, event, at_expiry(), want);
             }
         }
+    }
+
+    #[test]
+    fn the_first_browser_claims_the_session() {
+        let mut s = fresh();
+        assert_eq!(
+            s.claim(None),
+            Ok(()),
+            "the API may act on an unclaimed session"
+        );
+        assert_eq!(s.claim(Some("phone-a")), Ok(()));
+        assert_eq!(
+            s.claim(Some("phone-a")),
+            Ok(()),
+            "a reload is the same browser"
+        );
+        assert_eq!(s.claim(Some("phone-b")), Err(ClaimedElsewhere));
+        assert_eq!(s.check_claim(Some("phone-b")), Err(ClaimedElsewhere));
+        assert_eq!(
+            s.check_claim(None),
+            Err(ClaimedElsewhere),
+            "nor may the API, once claimed"
+        );
+        assert_eq!(s.check_claim(Some("phone-a")), Ok(()));
     }
 
     #[test]

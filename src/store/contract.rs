@@ -54,6 +54,7 @@ fn new_session(now: Timestamp, ttl: Duration) -> Session {
             polling_token_sha256: "ab".repeat(32),
             approval_context: None,
             external_user_id: None,
+            requester: crate::session::Requester::default(),
         },
         now,
         ttl,

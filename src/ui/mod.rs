@@ -1,9 +1,15 @@
-//! The pages: the HTML shell, the router, and the landing page.
+//! The pages: the HTML shell, the routes, and what the desktop and phone pages share.
+
+mod approval;
+mod desktop;
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
-use leptos_router::StaticSegment;
+use leptos_meta::{Meta, MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{SsrMode, StaticSegment, path};
+
+pub use approval::{Approval, Asking, PhoneOutcome};
+pub use desktop::{AppLabel, Desk, Ending, Waiting};
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
@@ -11,7 +17,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
         <html lang="en">
             <head>
                 <meta charset="utf-8"/>
-                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover"/>
                 <meta name="color-scheme" content="light dark"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
@@ -30,33 +36,58 @@ pub fn App() -> impl IntoView {
     view! {
         <Stylesheet id="leptos" href="/pkg/qr-bridge.css"/>
         <Title text="QR Bridge"/>
+        <Meta name="robots" content="noindex"/>
         <Router>
-            <main>
+            <a class="skip" href="#main">"Skip to content"</a>
+            <main id="main">
+                // Async rendering: these pages set their HTTP status (404, 410) from what they find.
                 <Routes fallback=NotFound>
-                    <Route path=StaticSegment("") view=Home/>
+                    <Route path=StaticSegment("") view=desktop::DesktopPage ssr=SsrMode::Async/>
+                    <Route path=path!("/login/:app_id") view=desktop::DesktopPage ssr=SsrMode::Async/>
+                    <Route path=path!("/bridge/:session_id") view=approval::ApprovalPage ssr=SsrMode::Async/>
+                    <Route path=path!("/mobile-auth") view=approval::ApprovalPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
+            <footer class="footer">
+                <span>"Secured with passkeys · "</span>
+                <a href="https://www.w3.org/TR/webauthn-3/" rel="noreferrer">"WebAuthn"</a>
+            </footer>
         </Router>
     }
 }
 
+/// A full-page message: what happened, and what to do next.
 #[component]
-fn Home() -> impl IntoView {
+pub fn Notice(title: String, message: String, #[prop(optional)] tone: &'static str, children: Children) -> impl IntoView {
     view! {
-        <section class="card">
-            <h1>"QR Bridge"</h1>
-            <p>"Sign in on this computer by scanning a QR code with the phone that holds your passkey."</p>
-            <p class="muted">"The bridge is running. Its API lives under " <code>"/v1/auth/cross-device/"</code> "."</p>
+        <section class=format!("card notice {tone}") aria-labelledby="notice-title">
+            <h1 id="notice-title">{title}</h1>
+            <p class="lead">{message}</p>
+            {children()}
         </section>
     }
 }
 
+/// Sets the HTTP status of a page rendered on the server (and does nothing in the browser).
+#[cfg(feature = "ssr")]
+pub fn set_status(code: u16) {
+    if let (Some(response), Ok(status)) =
+        (use_context::<leptos_axum::ResponseOptions>(), axum::http::StatusCode::from_u16(code))
+    {
+        response.set_status(status);
+    }
+}
+
+#[cfg(not(feature = "ssr"))]
+pub fn set_status(_code: u16) {}
+
 #[component]
 fn NotFound() -> impl IntoView {
+    set_status(404);
     view! {
-        <section class="card">
-            <h1>"Page not found"</h1>
-            <p><a href="/">"Back to the start"</a></p>
-        </section>
+
+        <Notice title="Page not found".into() message="There is nothing at this address.".into()>
+            <p><a class="button secondary" href="/">"Go to the sign-in page"</a></p>
+        </Notice>
     }
 }

@@ -83,12 +83,12 @@ pub fn settings_toml(ttl: &str, dir: &std::path::Path, extra: &str) -> String {
     )
 }
 
-/// Deletes every key under a test's prefix when the test ends, whatever its outcome.
-pub struct RedisCleanup(pub String);
+/// Deletes every key under a test's prefix (on the Redis at that URL) when the test ends, whatever its outcome.
+pub struct RedisCleanup(pub String, pub String);
 
 impl Drop for RedisCleanup {
     fn drop(&mut self) {
-        let Ok(client) = redis::Client::open(redis_url()) else {
+        let Ok(client) = redis::Client::open(self.1.as_str()) else {
             return;
         };
         let Ok(mut conn) = client.get_connection() else {
@@ -174,7 +174,6 @@ pub struct TestApp {
     pub server: tokio::task::JoinHandle<()>,
     backend: Backend,
     settings: Settings,
-    prefix: String,
     redis_url: String,
     _cleanup: Option<RedisCleanup>,
     _dir: Option<tempfile::TempDir>,
@@ -205,70 +204,49 @@ impl TestApp {
         Self::spawn_configured(backend, ttl, relaxed).await
     }
 
-    /// `extra` is added to the settings (see [`settings_toml`]).
+    /// `extra` is added to the settings (see [`settings_toml`]). Each app gets its own Redis
+    /// key prefix, so tests run side by side and clean up only their own keys.
     pub async fn spawn_configured(backend: Backend, ttl: &str, extra: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let settings =
-            Settings::from_toml(&settings_toml(ttl, dir.path(), extra)).expect("test settings");
+        Self::spawn_full(backend, ttl, extra, &redis_url()).await
+    }
 
+    async fn spawn_full(backend: Backend, ttl: &str, extra: &str, url: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
         let prefix = format!("qrbtest-{}", uuid::Uuid::new_v4().simple());
-        let cleanup = (backend == Backend::Redis).then(|| RedisCleanup(prefix.clone()));
-        let mut app = Self::start(backend, settings, prefix, redis_url()).await;
-        app._cleanup = cleanup;
+        let extra = format!("redis_prefix = \"{prefix}\"\n{extra}");
+        let settings = Settings::from_toml(&settings_toml(ttl, dir.path(), &extra)).expect("test settings");
+        let mut app = Self::start(backend, settings, url.to_owned()).await;
+        app._cleanup = (backend == Backend::Redis).then(|| RedisCleanup(prefix, url.to_owned()));
         app._dir = Some(dir);
         app
     }
 
     /// Another instance of the same deployment: same settings and key, same Redis keys.
     pub async fn sibling(&self) -> Self {
-        Self::start(
-            self.backend,
-            self.settings.clone(),
-            self.prefix.clone(),
-            self.redis_url.clone(),
-        )
-        .await
+        Self::start(self.backend, self.settings.clone(), self.redis_url.clone()).await
     }
 
-    /// A bridge on the Redis at `url` (not the machine's shared one), with its own key prefix.
+    /// A bridge on the Redis at `url` (not the machine's shared one).
     pub async fn spawn_on_redis(url: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let settings =
-            Settings::from_toml(&settings_toml("5m", dir.path(), "")).expect("test settings");
-        let prefix = format!("qrbtest-{}", uuid::Uuid::new_v4().simple());
-        let mut app = Self::start(Backend::Redis, settings, prefix, url.to_owned()).await;
-        app._dir = Some(dir);
-        app
+        Self::spawn_full(Backend::Redis, "5m", "", url).await
     }
 
-    async fn start(
-        backend: Backend,
-        settings: Settings,
-        prefix: String,
-        redis_url: String,
-    ) -> Self {
+    async fn start(backend: Backend, settings: Settings, redis_url: String) -> Self {
+        let prefix = settings.redis_prefix.clone();
         let (inner, redis, counter): (Arc<dyn Store>, _, Arc<dyn Counter>) = match backend {
-            Backend::Memory => (
-                Arc::new(MemoryStore::default()),
-                None,
-                Arc::new(MemoryCounter::default()),
-            ),
+            Backend::Memory => (Arc::new(MemoryStore::default()), None, Arc::new(MemoryCounter::default())),
             Backend::Redis => {
-                let store = Arc::new(
-                    RedisStore::connect(&redis_url, &prefix)
-                        .await
-                        .expect("Redis at REDIS_URL"),
-                );
-                let counter = RedisCounter::connect(&redis_url, &prefix)
-                    .await
-                    .expect("Redis at REDIS_URL");
+                let store = Arc::new(RedisStore::connect(&redis_url, &prefix).await.expect("Redis at REDIS_URL"));
+                let counter = RedisCounter::connect(&redis_url, &prefix).await.expect("Redis at REDIS_URL");
                 (store.clone(), Some(store), Arc::new(counter))
             }
         };
-        let store = Arc::new(Counted {
-            inner,
-            calls: AtomicUsize::new(0),
-        });
+        // The browser sessions follow the backend, as in production.
+        let mut settings = settings;
+        if backend == Backend::Redis {
+            settings.store = qr_bridge::settings::StoreKind::Redis { url: redis_url.clone() };
+        }
+        let store = Arc::new(Counted { inner, calls: AtomicUsize::new(0) });
         let state = AppState::new(&settings, store.clone(), counter).expect("bridge");
         let shutdown = state.shutdown.clone();
         let router = app(state);
@@ -276,13 +254,10 @@ impl TestApp {
         let addr = listener.local_addr().unwrap();
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-            .unwrap();
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+                .unwrap();
         });
         TestApp {
             client: Client::new(&format!("http://{addr}")),
@@ -292,7 +267,6 @@ impl TestApp {
             server,
             backend,
             settings,
-            prefix,
             redis_url,
             _cleanup: None,
             _dir: None,

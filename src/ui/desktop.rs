@@ -1,0 +1,246 @@
+//! The desktop sign-in page: a QR code for the phone, a live countdown, and the outcome as soon as there is one.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::hooks::use_params_map;
+use serde::{Deserialize, Serialize};
+
+use super::Notice;
+use crate::browser;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppLabel {
+    pub id: String,
+    pub name: String,
+}
+
+/// Waiting for the phone: the code to scan and what is known so far.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    pub app: AppLabel,
+    /// The QR code as SVG, drawn on the server.
+    pub qr_svg: String,
+    pub qr_url: String,
+    pub expires_at_ms: u64,
+    pub scanned: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ending {
+    Denied,
+    Cancelled,
+    Expired,
+}
+
+/// Everything the desktop page can show.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Desk {
+    Waiting(Waiting),
+    /// The session token stays in the browser's server-side session; the page shows its start only.
+    SignedIn { app: AppLabel, user_id: String, token_preview: String },
+    Ended { app: AppLabel, why: Ending },
+    NoApp,
+}
+
+impl Desk {
+    fn app_id(&self) -> Option<String> {
+        match self {
+            Desk::Waiting(w) => Some(w.app.id.clone()),
+            Desk::SignedIn { app, .. } | Desk::Ended { app, .. } => Some(app.id.clone()),
+            Desk::NoApp => None,
+        }
+    }
+}
+
+/// The page as it stands: a live code, resumed after a reload, or a new one.
+#[server]
+pub async fn desk_open(app_id: Option<String>) -> Result<Desk, ServerFnError> {
+    crate::pages::desk_open(app_id).await
+}
+
+/// The page after something happened: signed in, or ended; never a new code by itself.
+#[server]
+pub async fn desk_refresh(app_id: String) -> Result<Desk, ServerFnError> {
+    crate::pages::desk_refresh(&app_id).await
+}
+
+#[server]
+pub async fn desk_new_code(app_id: String) -> Result<Desk, ServerFnError> {
+    crate::pages::desk_new_code(&app_id).await
+}
+
+#[server]
+pub async fn desk_cancel(app_id: String) -> Result<Desk, ServerFnError> {
+    crate::pages::desk_cancel(&app_id).await
+}
+
+#[server]
+pub async fn desk_sign_out(app_id: String) -> Result<Desk, ServerFnError> {
+    crate::pages::desk_sign_out(&app_id).await
+}
+
+#[component]
+pub fn DesktopPage() -> impl IntoView {
+    let params = use_params_map();
+    let desk = Resource::new_blocking(move || params.read().get("app_id"), desk_open);
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Preparing your sign-in code…"</p> }>
+            {move || Suspend::new(async move {
+                match desk.await {
+                    Ok(Desk::NoApp) => {
+                        super::set_status(404);
+                        view! {
+                            <Notice title="No such app".into() message="This sign-in page does not exist. Check the address.".into()>
+                                <span></span>
+                            </Notice>
+                        }
+                            .into_any()
+                    }
+                    Ok(initial) => view! { <DeskView initial/> }.into_any(),
+                    Err(e) => {
+                        super::set_status(500);
+                        view! { <Notice title="Something went wrong".into() message=e.to_string()><span></span></Notice> }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// Runs a desk action on the server and shows its result.
+fn act(state: RwSignal<Desk>, busy: RwSignal<bool>, action: fn(String) -> std::pin::Pin<Box<dyn Future<Output = Result<Desk, ServerFnError>>>>) {
+    let Some(app_id) = state.get_untracked().app_id() else { return };
+    busy.set(true);
+    spawn_local(async move {
+        if let Ok(next) = action(app_id).await {
+            state.set(next);
+        }
+        busy.set(false);
+    });
+}
+
+#[component]
+fn DeskView(initial: Desk) -> impl IntoView {
+    let state = RwSignal::new(initial);
+    let busy = RwSignal::new(false);
+    let now_ms = RwSignal::new(browser::now_ms());
+
+    // One watcher per live code: the stream first, polling every 3 s if it fails.
+    let live = Memo::new(move |_| match state.get() {
+        Desk::Waiting(w) => Some((w.app.id, w.qr_url)),
+        _ => None,
+    });
+    Effect::new(move |_| {
+        let Some((app_id, _)) = live.get() else { return };
+        let on_scanned = move || {
+            state.update(|d| {
+                if let Desk::Waiting(w) = d {
+                    w.scanned = true;
+                }
+            })
+        };
+        let refresh = {
+            let app_id = app_id.clone();
+            move || {
+                let app_id = app_id.clone();
+                spawn_local(async move {
+                    if let Ok(next) = desk_refresh(app_id).await {
+                        state.set(next);
+                    }
+                })
+            }
+        };
+        let watch = browser::watch_status(&format!("/login/{app_id}/events"), on_scanned, refresh);
+        // Browser objects are not `Send`; this effect and its cleanup run on the one browser thread.
+        let watch = send_wrapper::SendWrapper::new(watch);
+        on_cleanup(move || drop(watch));
+
+    });
+    // The countdown, and the switch to "expired" when it reaches zero.
+    Effect::new(move |_| {
+        let tick = set_interval_with_handle(move || now_ms.set(browser::now_ms()), std::time::Duration::from_secs(1));
+        on_cleanup(move || {
+            if let Ok(tick) = tick {
+                tick.clear();
+            }
+        });
+    });
+    Effect::new(move |_| {
+        if let Desk::Waiting(w) = state.get()
+            && now_ms.get() >= w.expires_at_ms
+        {
+            act(state, busy, |id| Box::pin(desk_refresh(id)));
+        }
+    });
+
+    move || match state.get() {
+        Desk::Waiting(w) => {
+            let remaining = move || {
+                let left = w.expires_at_ms.saturating_sub(now_ms.get()) / 1000;
+                format!("{}:{:02}", left / 60, left % 60)
+            };
+            view! {
+                <section class="card desk" aria-labelledby="desk-title">
+                    <div class="desk-code">
+                        <div class="qr" role="img" aria-label="QR code to scan with your phone" inner_html=w.qr_svg.clone()></div>
+                        <p class="countdown" aria-live="off">"Code expires in " <strong>{remaining}</strong></p>
+                    </div>
+                    <div class="desk-text">
+                        <p class="eyebrow">{w.app.name.clone()}</p>
+                        <h1 id="desk-title">"Sign in with your phone"</h1>
+                        <ol class="steps">
+                            <li>"Open the camera on the phone that has your passkey."</li>
+                            <li>"Scan this code and approve with your fingerprint, face or PIN."</li>
+                        </ol>
+                        <p class="status" role="status" aria-live="polite">
+                            {if w.scanned {
+                                view! { <span class="pill ok">"Scanned — check your phone"</span> }.into_any()
+                            } else {
+                                view! { <span class="pill wait"><span class="dot" aria-hidden="true"></span>"Waiting for your phone"</span> }.into_any()
+                            }}
+                        </p>
+                        <details class="link">
+                            <summary>"Can't scan? Open the link on your phone"</summary>
+                            <p><code class="url" data-testid="qr-url">{w.qr_url.clone()}</code></p>
+                        </details>
+                        <button class="button secondary" disabled=move || busy.get() on:click=move |_| act(state, busy, |id| Box::pin(desk_cancel(id)))>
+                            "Cancel"
+                        </button>
+                    </div>
+                </section>
+            }
+                .into_any()
+        }
+        Desk::SignedIn { app, user_id, token_preview } => view! {
+            <section class="card done" aria-labelledby="done-title">
+                <p class="eyebrow">{app.name}</p>
+                <h1 id="done-title">"You're signed in"</h1>
+                <p class="lead">"Signed in as " <strong data-testid="user-id">{user_id}</strong></p>
+                <p class="muted">"Session token " <code>{token_preview}</code> " — kept by the server, never shown whole."</p>
+                <button class="button secondary" disabled=move || busy.get() on:click=move |_| act(state, busy, |id| Box::pin(desk_sign_out(id)))>
+                    "Sign out"
+                </button>
+            </section>
+        }
+            .into_any(),
+        Desk::Ended { app, why } => {
+            let (title, message) = match why {
+                Ending::Denied => ("Sign-in declined", "The request was declined on the phone."),
+                Ending::Cancelled => ("Sign-in cancelled", "You cancelled this sign-in."),
+                Ending::Expired => ("This code has expired", "Codes are valid for a few minutes. Get a new one to try again."),
+            };
+            view! {
+                <section class="card ended" aria-labelledby="ended-title">
+                    <p class="eyebrow">{app.name}</p>
+                    <h1 id="ended-title">{title}</h1>
+                    <p class="lead" role="status">{message}</p>
+                    <button class="button primary" disabled=move || busy.get() on:click=move |_| act(state, busy, |id| Box::pin(desk_new_code(id)))>
+                        "Get a new code"
+                    </button>
+                </section>
+            }
+                .into_any()
+        }
+        Desk::NoApp => view! { <p>"No such app."</p> }.into_any(),
+    }
+}
