@@ -1,0 +1,298 @@
+// QR Bridge end to end: the built bridge, Debian's Chromium, a desktop and a phone with a virtual authenticator.
+//
+// Starts `target/debug/qr-bridge` itself (run `cargo leptos build` first), once per store
+// (embedded and Redis) and once more with a short session TTL, then drives the pages.
+// Screenshots of both sides of every case land in end2end/results/<store>/.
+
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createServer } from "node:net";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "..");
+const binary = process.env.QR_BRIDGE_BIN ?? join(root, "target/debug/qr-bridge");
+const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const results = join(here, "results");
+const KEY = "cli_e2e_publishable_key_0001";
+
+const PHONE = {
+  viewport: { width: 390, height: 844 },
+  deviceScaleFactor: 2,
+  isMobile: true,
+  hasTouch: true,
+  userAgent:
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36",
+};
+const DESKTOP = {
+  viewport: { width: 1280, height: 800 },
+  userAgent:
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36",
+};
+
+function freePort() {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A bridge process on its own port, data directory and Redis prefix. */
+async function startBridge({ store, ttl }) {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "qrb-e2e-"));
+  const prefix = `qrbe2e-${process.pid}-${port}`;
+  const origin = `http://localhost:${port}`;
+  const config = `
+addr = "127.0.0.1:${port}"
+public_origin = "${origin}"
+store = "${store === "redis" ? redisUrl : "memory"}"
+redis_prefix = "${prefix}"
+session_ttl = "${ttl}"
+data_dir = "${join(dir, "data")}"
+home_app = "demo"
+
+[[apps]]
+id = "demo"
+name = "Acme Store"
+publishable_key = "${KEY}"
+secret_key_sha256 = "${"0".repeat(64)}"
+allowed_origins = ["${origin}"]
+rp_id = "localhost"
+open_signup = true
+`;
+  writeFileSync(join(dir, "bridge.toml"), config);
+  if (store === "redis") {
+    // With Redis the bridge never invents a key: every instance must share one.
+    execFileSync(binary, ["keys", "generate", join(dir, "data", "signing-key.pem")]);
+  }
+  const child = spawn(binary, ["--config", join(dir, "bridge.toml"), "serve"], {
+    cwd: root,
+    env: { ...process.env, LEPTOS_SITE_ROOT: join(root, "target/site"), RUST_LOG: "warn" },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      if ((await fetch(origin + "/pkg/qr-bridge.css")).ok) break;
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`bridge on ${origin} did not start`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    origin,
+    stop() {
+      child.kill("SIGTERM");
+      if (store === "redis") {
+        const keys = execFileSync("redis-cli", ["-u", redisUrl, "--scan", "--pattern", `${prefix}:*`]).toString().split("\n").filter(Boolean);
+        if (keys.length) execFileSync("redis-cli", ["-u", redisUrl, "DEL", ...keys]);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A phone: a mobile context whose browser holds a virtual platform authenticator. */
+async function newPhone(browser, extra = {}) {
+  const context = await browser.newContext({ ...PHONE, ...extra });
+  const page = await context.newPage();
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("WebAuthn.enable");
+  await cdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: {
+      protocol: "ctap2",
+      transport: "internal",
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  return { context, page };
+}
+
+async function newDesktop(browser) {
+  const context = await browser.newContext(DESKTOP);
+  return { context, page: await context.newPage() };
+}
+
+async function live(page) {
+  await page.waitForSelector("body[data-hydrated]", { timeout: 30_000 });
+}
+
+/** Opens the desktop page and returns the link its QR code holds. */
+async function codeOn(desktop, url) {
+  await desktop.goto(url);
+  await live(desktop);
+  return (await desktop.getByTestId("qr-url").textContent()).trim();
+}
+
+async function shoot(store, name, desktop, phone) {
+  mkdirSync(join(results, store), { recursive: true });
+  if (desktop) await desktop.screenshot({ path: join(results, store, `${name}-desktop.png`) });
+  if (phone) await phone.screenshot({ path: join(results, store, `${name}-phone.png`) });
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+
+for (const store of ["memory", "redis"]) {
+  describe(`QR Bridge on the ${store} store`, { concurrency: false }, () => {
+    let bridge, shortLived;
+    before(async () => {
+      bridge = await startBridge({ store, ttl: "5m" });
+      shortLived = await startBridge({ store, ttl: "6s" });
+    });
+    after(() => {
+      bridge?.stop();
+      shortLived?.stop();
+    });
+
+    // One phone and one desktop across the first cases: the passkey made first is used next.
+    let phone, desktop, firstUser;
+
+    test("a first visit with no passkey creates one on the phone and signs the desktop in", async () => {
+      desktop = await newDesktop(browser);
+      phone = await newPhone(browser);
+      const link = await codeOn(desktop.page, bridge.origin + "/");
+      assert.match(link, new RegExp(`^${bridge.origin}/bridge/[0-9a-f-]{36}$`));
+      await shoot(store, "1-desktop-code", desktop.page, null);
+
+      await phone.page.goto(link);
+      await live(phone.page);
+      await phone.page.getByRole("heading", { name: "Acme Store wants to sign you in" }).waitFor();
+      await phone.page.getByText("Chrome on macOS").waitFor();
+      await desktop.page.getByText("Scanned — check your phone").waitFor();
+      await shoot(store, "2-approval", desktop.page, phone.page);
+
+      await phone.page.getByTestId("approve").click();
+      await phone.page.getByText("No passkey was used.").waitFor();
+      await shoot(store, "3-no-passkey", null, phone.page);
+      await phone.page.getByTestId("create-passkey").click();
+      await phone.page.getByTestId("approve").click();
+      await phone.page.getByText("Done. You can close this window.").waitFor();
+
+      await desktop.page.getByText("You're signed in").waitFor();
+      firstUser = (await desktop.page.getByTestId("user-id").textContent()).trim();
+      assert.match(firstUser, /^usr_[0-9a-f]{32}$/);
+      assert.ok(!(await desktop.page.content()).includes("eyJhbGciOiJSUzI1NiIsImtpZCI6"), "the whole token is never on the page");
+      await shoot(store, "4-signed-in", desktop.page, phone.page);
+    });
+
+    test("the passkey signs in again, and the desktop copes without its stream", async () => {
+      // This desktop cannot open the stream: it must fall back to polling.
+      const blocked = await newDesktop(browser);
+      await blocked.context.route("**/login/*/events", (route) => route.abort());
+      const link = await codeOn(blocked.page, bridge.origin + "/");
+      await phone.page.goto(link);
+      await live(phone.page);
+      await phone.page.getByTestId("approve").click();
+      await phone.page.getByText("Done. You can close this window.").waitFor();
+      await blocked.page.getByText("You're signed in").waitFor({ timeout: 15_000 });
+      assert.equal((await blocked.page.getByTestId("user-id").textContent()).trim(), firstUser, "the same person");
+      await shoot(store, "5-signed-in-again", blocked.page, phone.page);
+      await blocked.context.close();
+    });
+
+    test("declining on the phone tells the desktop", async () => {
+      await desktop.page.getByRole("button", { name: "Sign out" }).click();
+      await desktop.page.getByTestId("qr-url").waitFor({ state: "attached" });
+      const link = (await desktop.page.getByTestId("qr-url").textContent()).trim();
+      await phone.page.goto(link);
+      await live(phone.page);
+      await phone.page.getByTestId("decline").click();
+      await phone.page.getByText("Declined. You can close this window.").waitFor();
+      await desktop.page.getByRole("heading", { name: "Sign-in declined" }).waitFor();
+      await desktop.page.getByRole("button", { name: "Get a new code" }).waitFor();
+      await shoot(store, "6-declined", desktop.page, phone.page);
+    });
+
+    test("an expired code is shown as expired on both sides, and the desktop offers a new one", async () => {
+      const d = await newDesktop(browser);
+      const link = await codeOn(d.page, shortLived.origin + "/");
+      await d.page.getByRole("heading", { name: "This code has expired" }).waitFor({ timeout: 15_000 });
+      const p = await newPhone(browser);
+      const response = await p.page.goto(link);
+      assert.equal(response.status(), 410);
+      await p.page.getByRole("heading", { name: "This code has expired" }).waitFor();
+      await p.page.getByText("scan a new code").waitFor();
+      await shoot(store, "7-expired", d.page, p.page);
+      await d.page.getByRole("button", { name: "Get a new code" }).click();
+      await d.page.getByTestId("qr-url").waitFor({ state: "attached" });
+      assert.notEqual((await d.page.getByTestId("qr-url").textContent()).trim(), link);
+      await d.context.close();
+      await p.context.close();
+    });
+
+    test("a second phone cannot approve a request the first one opened", async () => {
+      const d = await newDesktop(browser);
+      const link = await codeOn(d.page, bridge.origin + "/");
+      await phone.page.goto(link);
+      await live(phone.page);
+      const intruder = await newPhone(browser);
+      const response = await intruder.page.goto(link);
+      assert.equal(response.status(), 403);
+      await intruder.page.getByRole("heading", { name: "This request is open on another device" }).waitFor();
+      assert.equal(await intruder.page.getByTestId("approve").count(), 0);
+      // Nor can it go round the page through the API with the public key.
+      const api = await intruder.page.evaluate(async ({ id, key }) => {
+        const r = await fetch(`/v1/auth/cross-device/deny/${id}`, { method: "POST", headers: { Authorization: `Bearer ${key}` } });
+        return { status: r.status, body: await r.json() };
+      }, { id: link.split("/").pop(), key: KEY });
+      assert.equal(api.status, 403);
+      assert.equal(api.body.error.code, "forbidden");
+      await shoot(store, "8-second-phone", d.page, intruder.page);
+      // The first phone is still in charge.
+      await phone.page.getByTestId("approve").click();
+      await phone.page.getByText("Done. You can close this window.").waitFor();
+      await d.page.getByText("You're signed in").waitFor();
+      await d.context.close();
+      await intruder.context.close();
+    });
+
+    test("an approval message with markup is shown as text", async () => {
+      const payload = `<img src=x onerror="window.__pwned=1"><script>window.__pwned=1</script> Pay "20 €" & <b>now</b>`;
+      const started = await fetch(bridge.origin + "/v1/auth/cross-device/init", {
+        method: "POST",
+        headers: { Authorization: `Bearer ${KEY}`, Origin: bridge.origin, "Content-Type": "application/json" },
+        body: JSON.stringify({ approval_context: payload }),
+      }).then((r) => r.json());
+      const p = await newPhone(browser, { colorScheme: "dark" });
+      await p.page.goto(started.data.qr_url);
+      await live(p.page);
+      const shown = p.page.getByTestId("approval-context");
+      assert.equal((await shown.textContent()).trim(), payload);
+      assert.equal(await shown.locator("img, script, b").count(), 0, "no element came from the message");
+      assert.equal(await p.page.evaluate(() => window.__pwned), undefined);
+      await shoot(store, "9-message-as-text-dark", null, p.page);
+      await p.context.close();
+    });
+
+    after(async () => {
+      await phone?.context.close();
+      await desktop?.context.close();
+    });
+  });
+}
+
+after(async () => {
+  await browser.close();
+});
