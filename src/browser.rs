@@ -10,7 +10,10 @@ use leptos::prelude::{IntervalHandle, set_interval_with_handle};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
 use wasm_bindgen_futures::JsFuture;
-use webauthn_rs_proto::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse};
+use webauthn_rs_proto::{
+    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse,
+};
 
 /// Milliseconds since the epoch, on this side's clock.
 #[cfg(feature = "hydrate")]
@@ -20,7 +23,9 @@ pub fn now_ms() -> u64 {
 
 #[cfg(not(feature = "hydrate"))]
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -37,35 +42,47 @@ pub enum CeremonyError {
 fn ceremony_error(e: wasm_bindgen::JsValue) -> CeremonyError {
     match e.dyn_ref::<web_sys::DomException>().map(|d| d.name()) {
         Some(name) if name == "NotAllowedError" || name == "AbortError" => CeremonyError::Cancelled,
-        Some(name) if name == "NotSupportedError" || name == "SecurityError" => CeremonyError::NotSupported,
+        Some(name) if name == "NotSupportedError" || name == "SecurityError" => {
+            CeremonyError::NotSupported
+        }
         Some(name) => CeremonyError::Other(name),
         None => CeremonyError::Other(format!("{e:?}")),
     }
 }
 
 fn credentials() -> Result<web_sys::CredentialsContainer, CeremonyError> {
-    Ok(web_sys::window().ok_or(CeremonyError::NotSupported)?.navigator().credentials())
+    Ok(web_sys::window()
+        .ok_or(CeremonyError::NotSupported)?
+        .navigator()
+        .credentials())
 }
 
 fn parse<T: serde::de::DeserializeOwned>(options: &str) -> Result<T, CeremonyError> {
-    serde_json::from_str(&format!(r#"{{"publicKey":{options}}}"#)).map_err(|e| CeremonyError::Other(e.to_string()))
+    serde_json::from_str(&format!(r#"{{"publicKey":{options}}}"#))
+        .map_err(|e| CeremonyError::Other(e.to_string()))
 }
 
 /// `navigator.credentials.get()` with the bridge's request options; the answer as the API's JSON.
 pub async fn use_passkey(options: &str) -> Result<String, CeremonyError> {
     let request: RequestChallengeResponse = parse(options)?;
-    let promise = credentials()?.get_with_options(&request.into()).map_err(ceremony_error)?;
+    let promise = credentials()?
+        .get_with_options(&request.into())
+        .map_err(ceremony_error)?;
     let answer = JsFuture::from(promise).await.map_err(ceremony_error)?;
-    let credential = PublicKeyCredential::from(answer.unchecked_into::<web_sys::PublicKeyCredential>());
+    let credential =
+        PublicKeyCredential::from(answer.unchecked_into::<web_sys::PublicKeyCredential>());
     serde_json::to_string(&credential).map_err(|e| CeremonyError::Other(e.to_string()))
 }
 
 /// `navigator.credentials.create()` with the bridge's creation options.
 pub async fn create_passkey(options: &str) -> Result<String, CeremonyError> {
     let request: CreationChallengeResponse = parse(options)?;
-    let promise = credentials()?.create_with_options(&request.into()).map_err(ceremony_error)?;
+    let promise = credentials()?
+        .create_with_options(&request.into())
+        .map_err(ceremony_error)?;
     let answer = JsFuture::from(promise).await.map_err(ceremony_error)?;
-    let credential = RegisterPublicKeyCredential::from(answer.unchecked_into::<web_sys::PublicKeyCredential>());
+    let credential =
+        RegisterPublicKeyCredential::from(answer.unchecked_into::<web_sys::PublicKeyCredential>());
     serde_json::to_string(&credential).map_err(|e| CeremonyError::Other(e.to_string()))
 }
 
@@ -90,25 +107,38 @@ impl Drop for StatusWatch {
 
 /// Listens on `url` (Server-Sent Events): `on_scanned` when the phone opens the page, `refresh`
 /// when the session ends. If the stream fails, calls `refresh` every 3 s instead, as the SDK does.
-pub fn watch_status(url: &str, on_scanned: impl Fn() + 'static, refresh: impl Fn() + Clone + 'static) -> StatusWatch {
+pub fn watch_status(
+    url: &str,
+    on_scanned: impl Fn() + 'static,
+    refresh: impl Fn() + Clone + 'static,
+) -> StatusWatch {
     let polling: Rc<Cell<Option<IntervalHandle>>> = Rc::new(Cell::new(None));
     let poll = {
         let (polling, refresh) = (polling.clone(), refresh.clone());
         move || {
-            if let Ok(tick) = set_interval_with_handle(refresh.clone(), std::time::Duration::from_secs(3)) {
+            if let Ok(tick) =
+                set_interval_with_handle(refresh.clone(), std::time::Duration::from_secs(3))
+            {
                 polling.set(Some(tick));
             }
         }
     };
     let Ok(source) = web_sys::EventSource::new(url) else {
         poll();
-        return StatusWatch { source: None, polling, _on_message: None, _on_error: None };
+        return StatusWatch {
+            source: None,
+            polling,
+            _on_message: None,
+            _on_error: None,
+        };
     };
     let on_message = {
         let source = source.clone();
         Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
             let data = event.data().as_string().unwrap_or_default();
-            let Ok(status) = serde_json::from_str::<crate::wire::Status>(&data) else { return };
+            let Ok(status) = serde_json::from_str::<crate::wire::Status>(&data) else {
+                return;
+            };
             match status.status {
                 crate::wire::WireStatus::Pending if status.scanned => on_scanned(),
                 crate::wire::WireStatus::Pending | crate::wire::WireStatus::Authenticated => {}
@@ -129,5 +159,10 @@ pub fn watch_status(url: &str, on_scanned: impl Fn() + 'static, refresh: impl Fn
     };
     source.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-    StatusWatch { source: Some(source), polling, _on_message: Some(on_message), _on_error: Some(on_error) }
+    StatusWatch {
+        source: Some(source),
+        polling,
+        _on_message: Some(on_message),
+        _on_error: Some(on_error),
+    }
 }

@@ -84,7 +84,10 @@ fn qr_svg(url: &str) -> String {
 }
 
 fn label(app: &App) -> AppLabel {
-    AppLabel { id: app.id.clone(), name: app.name.clone() }
+    AppLabel {
+        id: app.id.clone(),
+        name: app.name.clone(),
+    }
 }
 
 fn waiting(app: &App, slot: &Slot, scanned: bool) -> Desk {
@@ -108,27 +111,61 @@ fn resolve_app(state: &AppState, app_id: Option<&str>) -> Option<Arc<App>> {
 }
 
 /// The desk as the session stands, or `None` when this browser has no live code for the app.
-async fn desk_current(state: &AppState, web: &WebSession, app: &App) -> Result<Option<Desk>, ServerFnError> {
-    if let Some(signed) = web.get::<SignedIn>(&signed_in_key(app)).await.map_err(internal)? {
-        return Ok(Some(Desk::SignedIn { app: label(app), user_id: signed.user_id, token_preview: preview(&signed.session_token) }));
+async fn desk_current(
+    state: &AppState,
+    web: &WebSession,
+    app: &App,
+) -> Result<Option<Desk>, ServerFnError> {
+    if let Some(signed) = web
+        .get::<SignedIn>(&signed_in_key(app))
+        .await
+        .map_err(internal)?
+    {
+        return Ok(Some(Desk::SignedIn {
+            app: label(app),
+            user_id: signed.user_id,
+            token_preview: preview(&signed.session_token),
+        }));
     }
-    let Some(slot) = web.get::<Slot>(&waiting_key(app)).await.map_err(internal)? else { return Ok(None) };
-    let Ok(id) = SessionId::parse(&slot.session_id) else { return Ok(None) };
+    let Some(slot) = web.get::<Slot>(&waiting_key(app)).await.map_err(internal)? else {
+        return Ok(None);
+    };
+    let Ok(id) = SessionId::parse(&slot.session_id) else {
+        return Ok(None);
+    };
     let observed = match state.bridge.observe(&id, Some(&slot.polling_token)).await {
         Ok(observed) => observed,
         Err(BridgeError::NotFound) => return Ok(None),
         Err(e) => return Err(internal(e)),
     };
-    let ended = |why| Ok(Some(Desk::Ended { app: label(app), why }));
+    let ended = |why| {
+        Ok(Some(Desk::Ended {
+            app: label(app),
+            why,
+        }))
+    };
     match observed.state {
         State::Pending => Ok(Some(waiting(app, &slot, false))),
         State::Scanned | State::Authenticated => Ok(Some(waiting(app, &slot, true))),
         State::Completed => {
-            let done = observed.completion.ok_or_else(|| internal("completed without a token"))?;
-            let signed = SignedIn { user_id: done.user_id.to_string(), session_token: done.session_token.expose().to_owned() };
-            web.insert(&signed_in_key(app), &signed).await.map_err(internal)?;
-            web.remove::<Slot>(&waiting_key(app)).await.map_err(internal)?;
-            Ok(Some(Desk::SignedIn { app: label(app), user_id: signed.user_id, token_preview: preview(&signed.session_token) }))
+            let done = observed
+                .completion
+                .ok_or_else(|| internal("completed without a token"))?;
+            let signed = SignedIn {
+                user_id: done.user_id.to_string(),
+                session_token: done.session_token.expose().to_owned(),
+            };
+            web.insert(&signed_in_key(app), &signed)
+                .await
+                .map_err(internal)?;
+            web.remove::<Slot>(&waiting_key(app))
+                .await
+                .map_err(internal)?;
+            Ok(Some(Desk::SignedIn {
+                app: label(app),
+                user_id: signed.user_id,
+                token_preview: preview(&signed.session_token),
+            }))
         }
         State::Denied => ended(Ending::Denied),
         State::Cancelled => ended(Ending::Cancelled),
@@ -139,10 +176,19 @@ async fn desk_current(state: &AppState, web: &WebSession, app: &App) -> Result<O
 /// A new code for this browser, counted like any session start.
 async fn desk_start(state: &AppState, web: &WebSession, app: &App) -> Result<Desk, ServerFnError> {
     let (ip, headers) = client(state).await?;
-    if state.limiter.check(&[Bucket::InitKey(&app.id), Bucket::InitClient(ip)]).await.is_err() {
-        return Err(ServerFnError::new("Too many new codes from here; wait a minute and try again."));
+    if state
+        .limiter
+        .check(&[Bucket::InitKey(&app.id), Bucket::InitClient(ip)])
+        .await
+        .is_err()
+    {
+        return Err(ServerFnError::new(
+            "Too many new codes from here; wait a minute and try again.",
+        ));
     }
-    let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
     let start = Start {
         kind: Kind::Auth,
         approval_context: None,
@@ -156,13 +202,17 @@ async fn desk_start(state: &AppState, web: &WebSession, app: &App) -> Result<Des
         qr_url: started.qr_url,
         expires_at_ms: started.session.expires_at.as_millis(),
     };
-    web.insert(&waiting_key(app), &slot).await.map_err(internal)?;
+    web.insert(&waiting_key(app), &slot)
+        .await
+        .map_err(internal)?;
     Ok(waiting(app, &slot, false))
 }
 
 pub async fn desk_open(app_id: Option<String>) -> Result<Desk, ServerFnError> {
     let state = expect_context::<AppState>();
-    let Some(app) = resolve_app(&state, app_id.as_deref()) else { return Ok(Desk::NoApp) };
+    let Some(app) = resolve_app(&state, app_id.as_deref()) else {
+        return Ok(Desk::NoApp);
+    };
     let web = web_session().await?;
     match desk_current(&state, &web, &app).await? {
         Some(desk @ (Desk::Waiting(_) | Desk::SignedIn { .. })) => Ok(desk),
@@ -172,26 +222,38 @@ pub async fn desk_open(app_id: Option<String>) -> Result<Desk, ServerFnError> {
 
 pub async fn desk_refresh(app_id: &str) -> Result<Desk, ServerFnError> {
     let state = expect_context::<AppState>();
-    let Some(app) = resolve_app(&state, Some(app_id)) else { return Ok(Desk::NoApp) };
+    let Some(app) = resolve_app(&state, Some(app_id)) else {
+        return Ok(Desk::NoApp);
+    };
     let web = web_session().await?;
     match desk_current(&state, &web, &app).await? {
         Some(desk) => Ok(desk),
         // The code is gone from the store (long expired): say so rather than make a new one.
-        None => Ok(Desk::Ended { app: label(&app), why: Ending::Expired }),
+        None => Ok(Desk::Ended {
+            app: label(&app),
+            why: Ending::Expired,
+        }),
     }
 }
 
 pub async fn desk_new_code(app_id: &str) -> Result<Desk, ServerFnError> {
     let state = expect_context::<AppState>();
-    let Some(app) = resolve_app(&state, Some(app_id)) else { return Ok(Desk::NoApp) };
+    let Some(app) = resolve_app(&state, Some(app_id)) else {
+        return Ok(Desk::NoApp);
+    };
     desk_start(&state, &web_session().await?, &app).await
 }
 
 pub async fn desk_cancel(app_id: &str) -> Result<Desk, ServerFnError> {
     let state = expect_context::<AppState>();
-    let Some(app) = resolve_app(&state, Some(app_id)) else { return Ok(Desk::NoApp) };
+    let Some(app) = resolve_app(&state, Some(app_id)) else {
+        return Ok(Desk::NoApp);
+    };
     let web = web_session().await?;
-    if let Some(slot) = web.get::<Slot>(&waiting_key(&app)).await.map_err(internal)?
+    if let Some(slot) = web
+        .get::<Slot>(&waiting_key(&app))
+        .await
+        .map_err(internal)?
         && let Ok(id) = SessionId::parse(&slot.session_id)
     {
         // Already ended (approved, declined, expired) is reported below as it is.
@@ -202,9 +264,13 @@ pub async fn desk_cancel(app_id: &str) -> Result<Desk, ServerFnError> {
 
 pub async fn desk_sign_out(app_id: &str) -> Result<Desk, ServerFnError> {
     let state = expect_context::<AppState>();
-    let Some(app) = resolve_app(&state, Some(app_id)) else { return Ok(Desk::NoApp) };
+    let Some(app) = resolve_app(&state, Some(app_id)) else {
+        return Ok(Desk::NoApp);
+    };
     let web = web_session().await?;
-    web.remove::<SignedIn>(&signed_in_key(&app)).await.map_err(internal)?;
+    web.remove::<SignedIn>(&signed_in_key(&app))
+        .await
+        .map_err(internal)?;
     desk_start(&state, &web, &app).await
 }
 
@@ -220,12 +286,21 @@ pub async fn desk_events(
         Some(app) => web.get::<Slot>(&waiting_key(app)).await.ok().flatten(),
         None => None,
     };
-    let Some((slot, id)) = slot.and_then(|s| Some((s.clone(), SessionId::parse(&s.session_id).ok()?))) else {
+    let Some((slot, id)) =
+        slot.and_then(|s| Some((s.clone(), SessionId::parse(&s.session_id).ok()?)))
+    else {
         return ApiError::Bridge(BridgeError::NotFound).into_response();
     };
-    stream::respond(state.bridge.clone(), id, Some(slot.polling_token), &headers, state.shutdown.clone(), false)
-        .await
-        .into_response()
+    stream::respond(
+        state.bridge.clone(),
+        id,
+        Some(slot.polling_token),
+        &headers,
+        state.shutdown.clone(),
+        false,
+    )
+    .await
+    .into_response()
 }
 
 /// This browser's claim on the requests it opens: a random secret in its session, given to
@@ -252,7 +327,11 @@ fn device(user_agent: Option<&str>) -> String {
                 "UNKNOWN" => "",
                 other => other,
             };
-            if os.is_empty() { r.name.to_owned() } else { format!("{} on {os}", r.name) }
+            if os.is_empty() {
+                r.name.to_owned()
+            } else {
+                format!("{} on {os}", r.name)
+            }
         }
         _ => "an unknown browser".to_owned(),
     }
@@ -269,20 +348,41 @@ fn ago(then: Timestamp, now_ms: u64) -> String {
 /// What the phone is told when there is nothing (more) to approve.
 fn gone(e: &BridgeError) -> (u16, &'static str, &'static str) {
     match e {
-        BridgeError::NotFound => (404, "This code is not valid", "Go back to your computer and scan a new code."),
-        BridgeError::Expired => (410, "This code has expired", "Go back to your computer and scan a new code."),
-        BridgeError::ClaimedElsewhere(_) => {
-            (403, "This request is open on another device", "Only the device that first opened it can approve or decline it.")
-        }
-        BridgeError::Refused(TransitionError::NotAllowed { state: State::Completed, .. }) => {
-            (410, "Already approved", "This sign-in was already approved.")
-        }
-        BridgeError::Refused(TransitionError::NotAllowed { state: State::Denied, .. }) => {
-            (410, "Already declined", "This sign-in was declined.")
-        }
-        BridgeError::Refused(TransitionError::NotAllowed { state: State::Cancelled, .. }) => {
-            (410, "Cancelled on the computer", "The sign-in was cancelled. Start again on your computer.")
-        }
+        BridgeError::NotFound => (
+            404,
+            "This code is not valid",
+            "Go back to your computer and scan a new code.",
+        ),
+        BridgeError::Expired => (
+            410,
+            "This code has expired",
+            "Go back to your computer and scan a new code.",
+        ),
+        BridgeError::ClaimedElsewhere(_) => (
+            403,
+            "This request is open on another device",
+            "Only the device that first opened it can approve or decline it.",
+        ),
+        BridgeError::Refused(TransitionError::NotAllowed {
+            state: State::Completed,
+            ..
+        }) => (
+            410,
+            "Already approved",
+            "This sign-in was already approved.",
+        ),
+        BridgeError::Refused(TransitionError::NotAllowed {
+            state: State::Denied,
+            ..
+        }) => (410, "Already declined", "This sign-in was declined."),
+        BridgeError::Refused(TransitionError::NotAllowed {
+            state: State::Cancelled,
+            ..
+        }) => (
+            410,
+            "Cancelled on the computer",
+            "The sign-in was cancelled. Start again on your computer.",
+        ),
         _ => (500, "Something went wrong", "Try again in a moment."),
     }
 }
@@ -292,15 +392,30 @@ fn gone_page(e: &BridgeError) -> Approval {
         tracing::error!(error = %e, "approval page failed");
     }
     let (status, title, message) = gone(e);
-    Approval::Gone { status, title: title.into(), message: message.into() }
+    Approval::Gone {
+        status,
+        title: title.into(),
+        message: message.into(),
+    }
 }
 
 pub async fn approval_open(session_id: &str, create: bool) -> Result<Approval, ServerFnError> {
     let state = expect_context::<AppState>();
-    let Ok(id) = SessionId::parse(session_id) else { return Ok(gone_page(&BridgeError::NotFound)) };
+    let Ok(id) = SessionId::parse(session_id) else {
+        return Ok(gone_page(&BridgeError::NotFound));
+    };
     let (ip, _) = client(&state).await?;
-    if state.limiter.check(&[Bucket::PhoneClient(ip)]).await.is_err() {
-        return Ok(Approval::Gone { status: 429, title: "Too many attempts".into(), message: "Wait a minute, then try again.".into() });
+    if state
+        .limiter
+        .check(&[Bucket::PhoneClient(ip)])
+        .await
+        .is_err()
+    {
+        return Ok(Approval::Gone {
+            status: 429,
+            title: "Too many attempts".into(),
+            message: "Wait a minute, then try again.".into(),
+        });
     }
     let web = web_session().await?;
     let by = claim(&web).await?;
@@ -337,46 +452,81 @@ pub async fn approval_open(session_id: &str, create: bool) -> Result<Approval, S
 fn outcome(e: BridgeError) -> PhoneOutcome {
     match e {
         BridgeError::Passkey(_) | BridgeError::ChallengeUsed | BridgeError::WrongCeremony => {
-            PhoneOutcome::Retry { message: "That passkey could not be verified. Try again.".into() }
+            PhoneOutcome::Retry {
+                message: "That passkey could not be verified. Try again.".into(),
+            }
         }
         BridgeError::CredentialNotFound => PhoneOutcome::Retry {
             message: "This passkey is not registered here. Use another, or create one.".into(),
         },
         BridgeError::Store(_) | BridgeError::Contended | BridgeError::Token(_) => {
             tracing::error!(error = %e, "phone request failed");
-            PhoneOutcome::Retry { message: "Something went wrong on our side. Try again.".into() }
+            PhoneOutcome::Retry {
+                message: "Something went wrong on our side. Try again.".into(),
+            }
         }
         other => {
             let (_, title, message) = gone(&other);
-            PhoneOutcome::Gone { title: title.into(), message: message.into() }
+            PhoneOutcome::Gone {
+                title: title.into(),
+                message: message.into(),
+            }
         }
     }
 }
 
-async fn phone_context(session_id: &str) -> Result<(AppState, SessionId, Arc<App>, String), PhoneOutcome> {
+async fn phone_context(
+    session_id: &str,
+) -> Result<(AppState, SessionId, Arc<App>, String), PhoneOutcome> {
     let state = expect_context::<AppState>();
     let id = SessionId::parse(session_id).map_err(|_| outcome(BridgeError::NotFound))?;
-    let (ip, _) = client(&state).await.map_err(|_| outcome(BridgeError::Contended))?;
-    if state.limiter.check(&[Bucket::PhoneClient(ip)]).await.is_err() {
-        return Err(PhoneOutcome::Retry { message: "Too many attempts; wait a minute and try again.".into() });
+    let (ip, _) = client(&state)
+        .await
+        .map_err(|_| outcome(BridgeError::Contended))?;
+    if state
+        .limiter
+        .check(&[Bucket::PhoneClient(ip)])
+        .await
+        .is_err()
+    {
+        return Err(PhoneOutcome::Retry {
+            message: "Too many attempts; wait a minute and try again.".into(),
+        });
     }
-    let web = web_session().await.map_err(|_| outcome(BridgeError::Contended))?;
-    let by = claim(&web).await.map_err(|_| outcome(BridgeError::Contended))?;
+    let web = web_session()
+        .await
+        .map_err(|_| outcome(BridgeError::Contended))?;
+    let by = claim(&web)
+        .await
+        .map_err(|_| outcome(BridgeError::Contended))?;
     let app = state.bridge.app_of(&id).await.map_err(outcome)?;
     Ok((state, id, app, by))
 }
 
-pub async fn phone_answer(session_id: &str, credential: &str, registration: bool) -> Result<PhoneOutcome, ServerFnError> {
+pub async fn phone_answer(
+    session_id: &str,
+    credential: &str,
+    registration: bool,
+) -> Result<PhoneOutcome, ServerFnError> {
     let (state, id, app, by) = match phone_context(session_id).await {
         Ok(context) => context,
         Err(outcome) => return Ok(outcome),
     };
-    let unreadable = || PhoneOutcome::Retry { message: "The passkey's answer could not be read. Try again.".into() };
+    let unreadable = || PhoneOutcome::Retry {
+        message: "The passkey's answer could not be read. Try again.".into(),
+    };
     let result = if registration {
-        let Ok(answer) = serde_json::from_str::<RegisterPublicKeyCredential>(credential) else { return Ok(unreadable()) };
-        state.bridge.verify_registration(&app, &id, &answer, Some(&by)).await
+        let Ok(answer) = serde_json::from_str::<RegisterPublicKeyCredential>(credential) else {
+            return Ok(unreadable());
+        };
+        state
+            .bridge
+            .verify_registration(&app, &id, &answer, Some(&by))
+            .await
     } else {
-        let Ok(answer) = serde_json::from_str::<PublicKeyCredential>(credential) else { return Ok(unreadable()) };
+        let Ok(answer) = serde_json::from_str::<PublicKeyCredential>(credential) else {
+            return Ok(unreadable());
+        };
         state.bridge.verify(&app, &id, &answer, Some(&by)).await
     };
     Ok(result.map_or_else(outcome, |()| PhoneOutcome::Approved))
@@ -387,7 +537,11 @@ pub async fn phone_decline(session_id: &str) -> Result<PhoneOutcome, ServerFnErr
         Ok(context) => context,
         Err(outcome) => return Ok(outcome),
     };
-    Ok(state.bridge.deny(&app, &id, Some(&by)).await.map_or_else(outcome, |()| PhoneOutcome::Declined))
+    Ok(state
+        .bridge
+        .deny(&app, &id, Some(&by))
+        .await
+        .map_or_else(outcome, |()| PhoneOutcome::Declined))
 }
 
 /// Where browser sessions live: in this process, or in Redis so every instance knows the browser.
@@ -401,7 +555,9 @@ impl WebSessions {
     pub fn new(settings: &Settings) -> Result<Self, String> {
         Ok(match &settings.store {
             StoreKind::Memory => WebSessions::Memory(tower_sessions::MemoryStore::default()),
-            StoreKind::Redis { url } => WebSessions::Redis(RedisWebSessions::new(url, &settings.redis_prefix)?),
+            StoreKind::Redis { url } => {
+                WebSessions::Redis(RedisWebSessions::new(url, &settings.redis_prefix)?)
+            }
         })
     }
 
@@ -412,7 +568,9 @@ impl WebSessions {
             .with_secure(secure)
             .with_same_site(SameSite::Lax)
             .with_http_only(true)
-            .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::hours(12)))
+            .with_expiry(Expiry::OnInactivity(
+                tower_sessions::cookie::time::Duration::hours(12),
+            ))
     }
 }
 
@@ -459,11 +617,19 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
 impl RedisWebSessions {
     fn new(url: &str, prefix: &str) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-        Ok(Self { client, conn: Arc::new(tokio::sync::OnceCell::new()), prefix: prefix.to_owned() })
+        Ok(Self {
+            client,
+            conn: Arc::new(tokio::sync::OnceCell::new()),
+            prefix: prefix.to_owned(),
+        })
     }
 
     async fn conn(&self) -> session_store::Result<redis::aio::ConnectionManager> {
-        self.conn.get_or_try_init(|| self.client.get_connection_manager()).await.cloned().map_err(backend)
+        self.conn
+            .get_or_try_init(|| self.client.get_connection_manager())
+            .await
+            .cloned()
+            .map_err(backend)
     }
 
     fn key(&self, id: &Id) -> String {
@@ -471,14 +637,21 @@ impl RedisWebSessions {
     }
 
     async fn write(&self, record: &Record, only_if_new: bool) -> session_store::Result<bool> {
-        let json = serde_json::to_string(record).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        let json = serde_json::to_string(record)
+            .map_err(|e| session_store::Error::Encode(e.to_string()))?;
         let at_ms = (record.expiry_date.unix_timestamp_nanos() / 1_000_000).max(1) as u64;
         let mut set = redis::cmd("SET");
-        set.arg(self.key(&record.id)).arg(json).arg("PXAT").arg(at_ms);
+        set.arg(self.key(&record.id))
+            .arg(json)
+            .arg("PXAT")
+            .arg(at_ms);
         if only_if_new {
             set.arg("NX");
         }
-        let written: Option<String> = set.query_async(&mut self.conn().await?).await.map_err(backend)?;
+        let written: Option<String> = set
+            .query_async(&mut self.conn().await?)
+            .await
+            .map_err(backend)?;
         Ok(written.is_some())
     }
 }
@@ -500,13 +673,21 @@ impl SessionStore for RedisWebSessions {
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         let mut get = redis::cmd("GET");
         get.arg(self.key(id));
-        let json: Option<String> = get.query_async(&mut self.conn().await?).await.map_err(backend)?;
-        json.map(|j| serde_json::from_str(&j).map_err(|e| session_store::Error::Decode(e.to_string()))).transpose()
+        let json: Option<String> = get
+            .query_async(&mut self.conn().await?)
+            .await
+            .map_err(backend)?;
+        json.map(|j| {
+            serde_json::from_str(&j).map_err(|e| session_store::Error::Decode(e.to_string()))
+        })
+        .transpose()
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         let mut del = redis::cmd("DEL");
         del.arg(self.key(id));
-        del.query_async::<()>(&mut self.conn().await?).await.map_err(backend)
+        del.query_async::<()>(&mut self.conn().await?)
+            .await
+            .map_err(backend)
     }
 }

@@ -15,8 +15,8 @@ use tower_http::trace::TraceLayer;
 use crate::api;
 use crate::apps::Invalid;
 use crate::bridge::{Bridge, SetupError};
-use crate::pages::{self, WebSessions};
 use crate::limits::{self, Counter, Limiter, TrustedProxies};
+use crate::pages::{self, WebSessions};
 use crate::settings::{Settings, StoreKind};
 use crate::store::{self, Store};
 use crate::ui::{App, shell};
@@ -55,7 +55,8 @@ impl AppState {
             proxies: Arc::new(settings.proxies.clone()),
             shutdown: CancellationToken::new(),
             home_app: settings.home_app.clone(),
-            web_sessions: WebSessions::new(settings).map_err(|e| SetupError::Settings(Invalid::new("store", e)))?,
+            web_sessions: WebSessions::new(settings)
+                .map_err(|e| SetupError::Settings(Invalid::new("store", e)))?,
             public_origin: settings.public_origin.clone(),
             leptos: leptos_options(settings),
         })
@@ -66,10 +67,16 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let pages = generate_route_list(App);
     let options = state.leptos.clone();
-    let sessions = state.web_sessions.clone().layer(state.public_origin.starts_with("https://"));
+    let sessions = state
+        .web_sessions
+        .clone()
+        .layer(state.public_origin.starts_with("https://"));
     Router::new()
         .merge(api::routes(state.bridge.apps()))
-        .route("/login/{app_id}/events", axum::routing::get(pages::desk_events))
+        .route(
+            "/login/{app_id}/events",
+            axum::routing::get(pages::desk_events),
+        )
         .leptos_routes(&state, pages, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(sessions)

@@ -210,14 +210,22 @@ impl File {
             token_ttl: self.token_ttl,
             home_app: match self.home_app {
                 Some(id) if apps.iter().all(|a| a.id != id) => {
-                    return Err(Invalid::new("home_app", format!("{id:?} is not the id of an app below")));
+                    return Err(Invalid::new(
+                        "home_app",
+                        format!("{id:?} is not the id of an app below"),
+                    ));
                 }
                 other => other,
             },
             apps: Arc::new(Apps::new(apps)?),
             redis_prefix: match self.redis_prefix.trim() {
                 p if !p.is_empty() && !p.contains(['{', '}', ' ']) => p.to_owned(),
-                _ => return Err(Invalid::new("redis_prefix", "must be non-empty, without spaces or braces")),
+                _ => {
+                    return Err(Invalid::new(
+                        "redis_prefix",
+                        "must be non-empty, without spaces or braces",
+                    ));
+                }
             },
             limits: self.limits,
             // Checked here so a typo fails at start rather than silently trusting nothing.

@@ -56,7 +56,10 @@ impl ApprovalContext {
     /// which could hide or reorder words. (Direction controls are refused on the way in; this
     /// also covers messages that never went through `parse`.)
     pub fn for_display(&self) -> String {
-        self.0.chars().filter(|&c| !is_bidi_control(c) && !is_invisible(c)).collect()
+        self.0
+            .chars()
+            .filter(|&c| !is_bidi_control(c) && !is_invisible(c))
+            .collect()
     }
 }
 
@@ -154,7 +157,9 @@ mod tests {
 
     #[test]
     fn display_drops_invisible_characters() {
-        let context = ApprovalContext::parse("Pay\u{200B} 20\u{FEFF} €\u{200D}").unwrap().unwrap();
+        let context = ApprovalContext::parse("Pay\u{200B} 20\u{FEFF} €\u{200D}")
+            .unwrap()
+            .unwrap();
         assert_eq!(context.for_display(), "Pay 20 €");
     }
 

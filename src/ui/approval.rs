@@ -33,7 +33,11 @@ pub enum Approval {
         open_signup: bool,
     },
     /// Nothing to approve: the page's HTTP status, and what to tell the person.
-    Gone { status: u16, title: String, message: String },
+    Gone {
+        status: u16,
+        title: String,
+        message: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,8 +45,13 @@ pub enum PhoneOutcome {
     Approved,
     Declined,
     /// Refused, but the person can try again (with a fresh challenge).
-    Retry { message: String },
-    Gone { title: String, message: String },
+    Retry {
+        message: String,
+    },
+    Gone {
+        title: String,
+        message: String,
+    },
 }
 
 /// Opens the request on this phone: claims it for this browser and hands out a fresh challenge.
@@ -58,12 +67,18 @@ pub async fn approval_options(session_id: String, create: bool) -> Result<Approv
 }
 
 #[server]
-pub async fn phone_approve(session_id: String, credential: String) -> Result<PhoneOutcome, ServerFnError> {
+pub async fn phone_approve(
+    session_id: String,
+    credential: String,
+) -> Result<PhoneOutcome, ServerFnError> {
     crate::pages::phone_answer(&session_id, &credential, false).await
 }
 
 #[server]
-pub async fn phone_register(session_id: String, credential: String) -> Result<PhoneOutcome, ServerFnError> {
+pub async fn phone_register(
+    session_id: String,
+    credential: String,
+) -> Result<PhoneOutcome, ServerFnError> {
     crate::pages::phone_answer(&session_id, &credential, true).await
 }
 
@@ -76,7 +91,13 @@ pub async fn phone_decline(session_id: String) -> Result<PhoneOutcome, ServerFnE
 pub fn ApprovalPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
-    let id = move || params.read().get("session_id").or_else(|| query.read().get("session_id")).unwrap_or_default();
+    let id = move || {
+        params
+            .read()
+            .get("session_id")
+            .or_else(|| query.read().get("session_id"))
+            .unwrap_or_default()
+    };
     let approval = Resource::new_blocking(id, approval_open);
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading the request…"</p> }>
@@ -120,7 +141,16 @@ enum Step {
 
 #[component]
 fn Approve(ready: Approval) -> impl IntoView {
-    let Approval::Ready { session_id, app_name, message, asking, registration, options, open_signup } = ready else {
+    let Approval::Ready {
+        session_id,
+        app_name,
+        message,
+        asking,
+        registration,
+        options,
+        open_signup,
+    } = ready
+    else {
         return ().into_any();
     };
     let step = RwSignal::new(Step::Ask);
@@ -140,10 +170,22 @@ fn Approve(ready: Approval) -> impl IntoView {
     };
     // Runs the ceremony the current options call for and hands the answer to the bridge.
     let approve = move || {
-        let (id, opts, create) = (session_id.get_value(), options.get_untracked(), registration.get_untracked());
-        step.set(Step::Working(if create { "Creating your passkey…" } else { "Waiting for your passkey…" }));
+        let (id, opts, create) = (
+            session_id.get_value(),
+            options.get_untracked(),
+            registration.get_untracked(),
+        );
+        step.set(Step::Working(if create {
+            "Creating your passkey…"
+        } else {
+            "Waiting for your passkey…"
+        }));
         spawn_local(async move {
-            let answer = if create { browser::create_passkey(&opts).await } else { browser::use_passkey(&opts).await };
+            let answer = if create {
+                browser::create_passkey(&opts).await
+            } else {
+                browser::use_passkey(&opts).await
+            };
             match answer {
                 Ok(credential) if create => finish(phone_register(id, credential).await),
                 Ok(credential) => finish(phone_approve(id, credential).await),
@@ -158,7 +200,11 @@ fn Approve(ready: Approval) -> impl IntoView {
         step.set(Step::Working("Preparing…"));
         spawn_local(async move {
             match approval_options(id, create).await {
-                Ok(Approval::Ready { options: fresh, registration: creating, .. }) => {
+                Ok(Approval::Ready {
+                    options: fresh,
+                    registration: creating,
+                    ..
+                }) => {
                     options.set(fresh);
                     registration.set(creating);
                     step.set(Step::Ask);
@@ -174,7 +220,8 @@ fn Approve(ready: Approval) -> impl IntoView {
         spawn_local(async move { finish(phone_decline(id).await) });
     };
 
-    let actions = move || match step.get() {
+    let actions = move || {
+        match step.get() {
         Step::Ask => view! {
             <div class="choices">
                 <button class="button primary" data-testid="approve" on:click=move |_| approve()>
@@ -232,6 +279,7 @@ fn Approve(ready: Approval) -> impl IntoView {
             </div>
         }
             .into_any(),
+    }
     };
 
     view! {

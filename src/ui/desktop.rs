@@ -37,8 +37,15 @@ pub enum Ending {
 pub enum Desk {
     Waiting(Waiting),
     /// The session token stays in the browser's server-side session; the page shows its start only.
-    SignedIn { app: AppLabel, user_id: String, token_preview: String },
-    Ended { app: AppLabel, why: Ending },
+    SignedIn {
+        app: AppLabel,
+        user_id: String,
+        token_preview: String,
+    },
+    Ended {
+        app: AppLabel,
+        why: Ending,
+    },
     NoApp,
 }
 
@@ -108,8 +115,14 @@ pub fn DesktopPage() -> impl IntoView {
 }
 
 /// Runs a desk action on the server and shows its result.
-fn act(state: RwSignal<Desk>, busy: RwSignal<bool>, action: fn(String) -> std::pin::Pin<Box<dyn Future<Output = Result<Desk, ServerFnError>>>>) {
-    let Some(app_id) = state.get_untracked().app_id() else { return };
+fn act<F, Fut>(state: RwSignal<Desk>, busy: RwSignal<bool>, action: F)
+where
+    F: FnOnce(String) -> Fut + 'static,
+    Fut: Future<Output = Result<Desk, ServerFnError>> + 'static,
+{
+    let Some(app_id) = state.get_untracked().app_id() else {
+        return;
+    };
     busy.set(true);
     spawn_local(async move {
         if let Ok(next) = action(app_id).await {
@@ -131,7 +144,9 @@ fn DeskView(initial: Desk) -> impl IntoView {
         _ => None,
     });
     Effect::new(move |_| {
-        let Some((app_id, _)) = live.get() else { return };
+        let Some((app_id, _)) = live.get() else {
+            return;
+        };
         let on_scanned = move || {
             state.update(|d| {
                 if let Desk::Waiting(w) = d {
@@ -154,11 +169,13 @@ fn DeskView(initial: Desk) -> impl IntoView {
         // Browser objects are not `Send`; this effect and its cleanup run on the one browser thread.
         let watch = send_wrapper::SendWrapper::new(watch);
         on_cleanup(move || drop(watch));
-
     });
     // The countdown, and the switch to "expired" when it reaches zero.
     Effect::new(move |_| {
-        let tick = set_interval_with_handle(move || now_ms.set(browser::now_ms()), std::time::Duration::from_secs(1));
+        let tick = set_interval_with_handle(
+            move || now_ms.set(browser::now_ms()),
+            std::time::Duration::from_secs(1),
+        );
         on_cleanup(move || {
             if let Ok(tick) = tick {
                 tick.clear();
@@ -169,11 +186,12 @@ fn DeskView(initial: Desk) -> impl IntoView {
         if let Desk::Waiting(w) = state.get()
             && now_ms.get() >= w.expires_at_ms
         {
-            act(state, busy, |id| Box::pin(desk_refresh(id)));
+            act(state, busy, desk_refresh);
         }
     });
 
-    move || match state.get() {
+    move || {
+        match state.get() {
         Desk::Waiting(w) => {
             let remaining = move || {
                 let left = w.expires_at_ms.saturating_sub(now_ms.get()) / 1000;
@@ -203,7 +221,7 @@ fn DeskView(initial: Desk) -> impl IntoView {
                             <summary>"Can't scan? Open the link on your phone"</summary>
                             <p><code class="url" data-testid="qr-url">{w.qr_url.clone()}</code></p>
                         </details>
-                        <button class="button secondary" disabled=move || busy.get() on:click=move |_| act(state, busy, |id| Box::pin(desk_cancel(id)))>
+                        <button class="button secondary" disabled=move || busy.get() on:click=move |_| act(state, busy, desk_cancel)>
                             "Cancel"
                         </button>
                     </div>
@@ -217,7 +235,7 @@ fn DeskView(initial: Desk) -> impl IntoView {
                 <h1 id="done-title">"You're signed in"</h1>
                 <p class="lead">"Signed in as " <strong data-testid="user-id">{user_id}</strong></p>
                 <p class="muted">"Session token " <code>{token_preview}</code> " — kept by the server, never shown whole."</p>
-                <button class="button secondary" disabled=move || busy.get() on:click=move |_| act(state, busy, |id| Box::pin(desk_sign_out(id)))>
+                <button class="button secondary" disabled=move || busy.get() on:click=move |_| act(state, busy, desk_sign_out)>
                     "Sign out"
                 </button>
             </section>
@@ -234,7 +252,7 @@ fn DeskView(initial: Desk) -> impl IntoView {
                     <p class="eyebrow">{app.name}</p>
                     <h1 id="ended-title">{title}</h1>
                     <p class="lead" role="status">{message}</p>
-                    <button class="button primary" disabled=move || busy.get() on:click=move |_| act(state, busy, |id| Box::pin(desk_new_code(id)))>
+                    <button class="button primary" disabled=move || busy.get() on:click=move |_| act(state, busy, desk_new_code)>
                         "Get a new code"
                     </button>
                 </section>
@@ -242,5 +260,6 @@ fn DeskView(initial: Desk) -> impl IntoView {
                 .into_any()
         }
         Desk::NoApp => view! { <p>"No such app."</p> }.into_any(),
+    }
     }
 }

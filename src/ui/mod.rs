@@ -65,7 +65,12 @@ pub fn App() -> impl IntoView {
 
 /// A full-page message: what happened, and what to do next.
 #[component]
-pub fn Notice(title: String, message: String, #[prop(optional)] tone: &'static str, children: Children) -> impl IntoView {
+pub fn Notice(
+    title: String,
+    message: String,
+    #[prop(optional)] tone: &'static str,
+    children: Children,
+) -> impl IntoView {
     view! {
         <section class=format!("card notice {tone}") aria-labelledby="notice-title">
             <h1 id="notice-title">{title}</h1>
@@ -78,9 +83,10 @@ pub fn Notice(title: String, message: String, #[prop(optional)] tone: &'static s
 /// Sets the HTTP status of a page rendered on the server (and does nothing in the browser).
 #[cfg(feature = "ssr")]
 pub fn set_status(code: u16) {
-    if let (Some(response), Ok(status)) =
-        (use_context::<leptos_axum::ResponseOptions>(), axum::http::StatusCode::from_u16(code))
-    {
+    if let (Some(response), Ok(status)) = (
+        use_context::<leptos_axum::ResponseOptions>(),
+        axum::http::StatusCode::from_u16(code),
+    ) {
         response.set_status(status);
     }
 }

@@ -214,7 +214,8 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let prefix = format!("qrbtest-{}", uuid::Uuid::new_v4().simple());
         let extra = format!("redis_prefix = \"{prefix}\"\n{extra}");
-        let settings = Settings::from_toml(&settings_toml(ttl, dir.path(), &extra)).expect("test settings");
+        let settings =
+            Settings::from_toml(&settings_toml(ttl, dir.path(), &extra)).expect("test settings");
         let mut app = Self::start(backend, settings, url.to_owned()).await;
         app._cleanup = (backend == Backend::Redis).then(|| RedisCleanup(prefix, url.to_owned()));
         app._dir = Some(dir);
@@ -234,19 +235,34 @@ impl TestApp {
     async fn start(backend: Backend, settings: Settings, redis_url: String) -> Self {
         let prefix = settings.redis_prefix.clone();
         let (inner, redis, counter): (Arc<dyn Store>, _, Arc<dyn Counter>) = match backend {
-            Backend::Memory => (Arc::new(MemoryStore::default()), None, Arc::new(MemoryCounter::default())),
+            Backend::Memory => (
+                Arc::new(MemoryStore::default()),
+                None,
+                Arc::new(MemoryCounter::default()),
+            ),
             Backend::Redis => {
-                let store = Arc::new(RedisStore::connect(&redis_url, &prefix).await.expect("Redis at REDIS_URL"));
-                let counter = RedisCounter::connect(&redis_url, &prefix).await.expect("Redis at REDIS_URL");
+                let store = Arc::new(
+                    RedisStore::connect(&redis_url, &prefix)
+                        .await
+                        .expect("Redis at REDIS_URL"),
+                );
+                let counter = RedisCounter::connect(&redis_url, &prefix)
+                    .await
+                    .expect("Redis at REDIS_URL");
                 (store.clone(), Some(store), Arc::new(counter))
             }
         };
         // The browser sessions follow the backend, as in production.
         let mut settings = settings;
         if backend == Backend::Redis {
-            settings.store = qr_bridge::settings::StoreKind::Redis { url: redis_url.clone() };
+            settings.store = qr_bridge::settings::StoreKind::Redis {
+                url: redis_url.clone(),
+            };
         }
-        let store = Arc::new(Counted { inner, calls: AtomicUsize::new(0) });
+        let store = Arc::new(Counted {
+            inner,
+            calls: AtomicUsize::new(0),
+        });
         let state = AppState::new(&settings, store.clone(), counter).expect("bridge");
         let shutdown = state.shutdown.clone();
         let router = app(state);
@@ -254,10 +270,13 @@ impl TestApp {
         let addr = listener.local_addr().unwrap();
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-                .unwrap();
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+            .unwrap();
         });
         TestApp {
             client: Client::new(&format!("http://{addr}")),
