@@ -242,6 +242,21 @@ for (const store of ["memory", "redis"]) {
       await p.context.close();
     });
 
+    test("the approval page is readable before its script runs", async () => {
+      const d = await newDesktop(browser);
+      const link = await codeOn(d.page, bridge.origin + "/");
+      const context = await browser.newContext({ ...PHONE, javaScriptEnabled: false });
+      const page = await context.newPage();
+      await page.goto(link);
+      await page.getByRole("heading", { name: "Acme Store wants to sign you in" }).waitFor();
+      await page.getByText("Did not start this on your computer? Decline it.").waitFor();
+      assert.equal(await page.getByTestId("approve").count(), 1);
+      assert.equal(await page.getByTestId("decline").count(), 1);
+      await shoot(store, "10-before-script", d.page, page);
+      await context.close();
+      await d.context.close();
+    });
+
     test("a second phone cannot approve a request the first one opened", async () => {
       const d = await newDesktop(browser);
       const link = await codeOn(d.page, bridge.origin + "/");
@@ -276,7 +291,8 @@ for (const store of ["memory", "redis"]) {
         body: JSON.stringify({ approval_context: payload }),
       }).then((r) => r.json());
       const p = await newPhone(browser, { colorScheme: "dark" });
-      await p.page.goto(started.data.qr_url);
+      // The same page answers at /mobile-auth?session_id=…, the address integrators' own pages use.
+      await p.page.goto(`${bridge.origin}/mobile-auth?session_id=${started.data.session_id}`);
       await live(p.page);
       const shown = p.page.getByTestId("approval-context");
       assert.equal((await shown.textContent()).trim(), payload);

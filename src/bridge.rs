@@ -256,15 +256,24 @@ impl Bridge {
                 self.passkeys.start_register(app, handle, &name, exclude)?
             }
         };
+        let kind = session.kind;
+        self.hand_out(session, kind, options, ceremony).await
+    }
+
+    /// Keeps the ceremony with its session and hands the options to the phone.
+    async fn hand_out(
+        &self,
+        session: Session,
+        kind: Kind,
+        options: serde_json::Value,
+        ceremony: Ceremony,
+    ) -> Result<Opened, BridgeError> {
+        let until = session.expires_at.plus(CEREMONY_OUTLIVES_SESSION);
         self.store
-            .put_ceremony(
-                id,
-                &ceremony,
-                session.expires_at.plus(CEREMONY_OUTLIVES_SESSION),
-            )
+            .put_ceremony(&session.id, &ceremony, until)
             .await?;
         Ok(Opened {
-            kind: session.kind,
+            kind,
             session,
             options,
         })
@@ -286,18 +295,8 @@ impl Bridge {
         let (options, ceremony) =
             self.passkeys
                 .start_register(app, handle, &account_name(app, handle), Vec::new())?;
-        self.store
-            .put_ceremony(
-                id,
-                &ceremony,
-                session.expires_at.plus(CEREMONY_OUTLIVES_SESSION),
-            )
-            .await?;
-        Ok(Opened {
-            kind: Kind::Registration,
-            session,
-            options,
-        })
+        self.hand_out(session, Kind::Registration, options, ceremony)
+            .await
     }
 
     async fn scan(

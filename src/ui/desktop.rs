@@ -217,10 +217,10 @@ fn DeskView(initial: Desk) -> impl IntoView {
                                 view! { <span class="pill wait"><span class="dot" aria-hidden="true"></span>"Waiting for your phone"</span> }.into_any()
                             }}
                         </p>
-                        <details class="link">
-                            <summary>"Can't scan? Open the link on your phone"</summary>
-                            <p><code class="url" data-testid="qr-url">{w.qr_url.clone()}</code></p>
-                        </details>
+                        <p class="link">
+                            "Can't scan? Open this link on your phone:"
+                            <code class="url" data-testid="qr-url">{w.qr_url.clone()}</code>
+                        </p>
                         <button class="button secondary" disabled=move || busy.get() on:click=move |_| act(state, busy, desk_cancel)>
                             "Cancel"
                         </button>
