@@ -21,10 +21,14 @@ use crate::settings::{Settings, StoreKind};
 use crate::store::{self, Store};
 use crate::ui::{App, shell};
 
-/// What every handler and server function reaches: the service, the rate limits, the shutdown
-/// signal open streams listen to, and the pages' build settings.
+/// What every handler and server function reaches, behind one `Arc`: extractors clone the state
+/// on every request, and field by field that clone was a measurable share of a cheap request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The service, the rate limits, the shutdown signal open streams listen to, and the pages'
+/// build settings.
+pub struct Shared {
     pub bridge: Arc<Bridge>,
     pub limiter: Arc<Limiter>,
     pub proxies: Arc<TrustedProxies>,
@@ -42,6 +46,14 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
 impl AppState {
     /// `counter` keeps the rate-limit windows: shared through Redis when the store is.
     pub fn new(
@@ -49,7 +61,7 @@ impl AppState {
         store: Arc<dyn Store>,
         counter: Arc<dyn Counter>,
     ) -> Result<Self, SetupError> {
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             bridge: Arc::new(Bridge::new(settings, store)?),
             limiter: Arc::new(Limiter::new(settings.limits.clone(), counter)),
             proxies: Arc::new(settings.proxies.clone()),
@@ -59,7 +71,7 @@ impl AppState {
                 .map_err(|e| SetupError::Settings(Invalid::new("store", e)))?,
             public_origin: settings.public_origin.clone(),
             leptos: leptos_options(settings),
-        })
+        })))
     }
 }
 
