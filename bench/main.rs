@@ -11,6 +11,7 @@ mod phone;
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -31,7 +32,10 @@ struct Options {
     rounds: usize,
     concurrency: usize,
     wakes: usize,
+    /// `usize::MAX` ("max") stands for as many as the open-file limit allows.
     streams: Vec<usize>,
+    /// The pairs to run (1 to 6); all by default.
+    only: Vec<u8>,
     redis_url: String,
 }
 
@@ -42,7 +46,8 @@ impl Options {
             rounds: 3,
             concurrency: 32,
             wakes: 1000,
-            streams: vec![1_000, 10_000, 25_000],
+            streams: vec![1_000, 10_000, usize::MAX],
+            only: (1..=6).collect(),
             redis_url: std::env::var("REDIS_URL")
                 .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
         };
@@ -58,10 +63,19 @@ impl Options {
                 "--streams" => {
                     o.streams = value
                         .split(',')
-                        .map(|n| n.parse().expect("--streams 1000,10000"))
+                        .map(|n| match n {
+                            "max" => usize::MAX,
+                            n => n.parse().expect("--streams 1000,10000,max"),
+                        })
                         .collect()
                 }
-                other => panic!("unknown option {other}; see bench/run --help"),
+                "--only" => {
+                    o.only = value
+                        .split(',')
+                        .map(|n| n.parse().expect("--only 1,4"))
+                        .collect()
+                }
+                other => panic!("unknown option {other}; bench/run --help lists them"),
             }
             i += 2;
         }
@@ -107,11 +121,19 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 struct Bridge {
     origin: String,
     child: Child,
+    /// Under a profiler, which must be told to stop (SIGINT) to write its report.
+    wrapped: bool,
     _dir: tempfile::TempDir,
 }
 
 impl Bridge {
     fn start(store: &str, prefix: &str, key: Option<&Path>) -> Bridge {
+        Self::start_under(store, prefix, key, None)
+    }
+
+    /// `wrapper` runs the bridge under a profiler (e.g. `heaptrack`); figures taken from its
+    /// process are then the profiler's, so only for finding causes, not for the table.
+    fn start_under(store: &str, prefix: &str, key: Option<&Path>, wrapper: Option<&str>) -> Bridge {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -128,7 +150,7 @@ addr = "127.0.0.1:{port}"
 public_origin = "{origin}"
 store = "{store}"
 redis_prefix = "{prefix}"
-session_ttl = "60s"
+session_ttl = "30m"
 data_dir = "{data}"
 {key_line}
 
@@ -153,6 +175,7 @@ rp_id = "localhost"
         std::fs::write(dir.path().join("bridge.toml"), config).unwrap();
         let child = Command::new("taskset")
             .args(["-c", SERVER_CORE])
+            .args(wrapper.map(|w| w.split_whitespace()).into_iter().flatten())
             .arg(root().join("target/release/qr-bridge"))
             .arg("--config")
             .arg(dir.path().join("bridge.toml"))
@@ -161,6 +184,7 @@ rp_id = "localhost"
             .env("LEPTOS_SITE_ROOT", root().join("target/site"))
             .env("RUST_LOG", "error")
             .stdout(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("target/release/qr-bridge (bench/run builds it)");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -171,6 +195,7 @@ rp_id = "localhost"
         Bridge {
             origin,
             child,
+            wrapped: wrapper.is_some(),
             _dir: dir,
         }
     }
@@ -182,7 +207,12 @@ rp_id = "localhost"
 
 impl Drop for Bridge {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        if self.wrapped {
+            let group = format!("-{}", self.child.id());
+            let _ = Command::new("kill").args(["-INT", "--", &group]).status();
+        } else {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
@@ -694,8 +724,7 @@ fn verify_cost() -> Value {
         );
         let row = out
             .lines()
-            .filter(|l| l.contains("bits"))
-            .last()
+            .rfind(|l| l.contains("bits"))
             .unwrap()
             .to_owned();
         let numbers: Vec<f64> = row
@@ -744,9 +773,17 @@ fn clean(url: &str, prefix: &str) {
     }
 }
 
+/// Every waiting desktop is an open socket on each side: as root, lift the limit to the
+/// kernel's ceiling (`fs.nr_open`); otherwise to the hard limit. The bridges inherit it.
 fn raise_file_limit() -> u64 {
     let (_, hard) = rlimit::Resource::NOFILE.get().unwrap();
-    let _ = rlimit::Resource::NOFILE.set(hard, hard);
+    let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(hard);
+    if rlimit::Resource::NOFILE.set(ceiling, ceiling).is_err() {
+        let _ = rlimit::Resource::NOFILE.set(hard, hard);
+    }
     rlimit::Resource::NOFILE.get().unwrap().0
 }
 
@@ -810,107 +847,136 @@ async fn main() {
     let b = Bridge::start(&o.redis_url, &prefix, Some(&key));
     let scripts = tempfile::tempdir().unwrap();
     let mut results = serde_json::Map::new();
-
-    eprintln!(
-        "1 + 2: HTTP ceiling, init, Redis alone ({} × {} s each)…",
-        o.rounds, o.seconds
-    );
     let c = o.concurrency;
-    let bare_memory = wrk(&format!("{}/healthz", memory.origin), c, &o, None, None);
-    let init_memory = wrk(
-        &format!("{}/v1/auth/cross-device/init", memory.origin),
-        c,
-        &o,
-        Some(&init_script(scripts.path(), &memory.origin)),
-        None,
-    );
-    let bare_redis = wrk(&format!("{}/healthz", a.origin), c, &o, None, None);
-    let init_redis = wrk(
-        &format!("{}/v1/auth/cross-device/init", a.origin),
-        c,
-        &o,
-        Some(&init_script(scripts.path(), &a.origin)),
-        None,
-    );
-    let set = redis_set(&o);
-    results.insert("1_http_ceiling_vs_init".into(), json!({
-        "concurrency": c,
-        "memory": {"bare_route": load_json(bare_memory), "init": load_json(init_memory), "ratio": init_memory.rps / bare_memory.rps},
-        "redis": {"bare_route": load_json(bare_redis), "init": load_json(init_redis), "ratio": init_redis.rps / bare_redis.rps},
-    }));
-    results.insert("2_init_vs_redis_alone".into(), json!({
-        "concurrency": c, "init_redis": load_json(init_redis), "redis_set_ex": load_json(set), "ratio": init_redis.rps / set.rps,
-    }));
-    clean(&o.redis_url, &prefix);
 
-    eprintln!("3: wake latency over {} completions…", o.wakes);
-    let (from_return, from_send) = wake(&a, &b, o.wakes).await;
-    let raw = raw_pubsub(&o.redis_url, o.wakes).await;
-    results.insert("3_wake_latency_vs_pubsub".into(), json!({
-        "completions": o.wakes,
-        "verify_return_to_event_ms": {"p50": percentile(&from_return, 0.5), "p99": percentile(&from_return, 0.99)},
-        "verify_send_to_event_ms": {"p50": percentile(&from_send, 0.5), "p99": percentile(&from_send, 0.99)},
-        "raw_publish_to_message_ms": {"p50": percentile(&raw, 0.5), "p99": percentile(&raw, 0.99)},
-    }));
-    clean(&o.redis_url, &prefix);
-
-    let mut steps = Vec::new();
-    for &n in &o.streams {
-        let n = n.min((files as usize).saturating_sub(1000) / 2);
-        eprintln!("4: {n} waiting desktops…");
-        steps.push(waiting(&a, &b, n).await);
+    if o.only.contains(&1) || o.only.contains(&2) {
+        eprintln!(
+            "1 + 2: HTTP ceiling, init, Redis alone ({} × {} s each)…",
+            o.rounds, o.seconds
+        );
+        let bare_memory = wrk(&format!("{}/healthz", memory.origin), c, &o, None, None);
+        let init_memory = wrk(
+            &format!("{}/v1/auth/cross-device/init", memory.origin),
+            c,
+            &o,
+            Some(&init_script(scripts.path(), &memory.origin)),
+            None,
+        );
+        let bare_redis = wrk(&format!("{}/healthz", a.origin), c, &o, None, None);
+        let init_redis = wrk(
+            &format!("{}/v1/auth/cross-device/init", a.origin),
+            c,
+            &o,
+            Some(&init_script(scripts.path(), &a.origin)),
+            None,
+        );
+        let set = redis_set(&o);
+        results.insert("1_http_ceiling_vs_init".into(), json!({
+            "concurrency": c,
+            "memory": {"bare_route": load_json(bare_memory), "init": load_json(init_memory), "ratio": init_memory.rps / bare_memory.rps},
+            "redis": {"bare_route": load_json(bare_redis), "init": load_json(init_redis), "ratio": init_redis.rps / bare_redis.rps},
+        }));
+        results.insert("2_init_vs_redis_alone".into(), json!({
+            "concurrency": c, "init_redis": load_json(init_redis), "redis_set_ex": load_json(set), "ratio": init_redis.rps / set.rps,
+        }));
         clean(&o.redis_url, &prefix);
     }
-    results.insert(
-        "4_waiting_desktops".into(),
-        json!({"file_limit": files, "steps": steps}),
-    );
 
-    eprintln!("5: verify cost…");
-    results.insert(
-        "5_verify_cost".into(),
-        tokio::task::spawn_blocking(verify_cost).await.unwrap(),
-    );
+    if o.only.contains(&3) {
+        eprintln!("3: wake latency over {} completions…", o.wakes);
+        let (from_return, from_send) = wake(&a, &b, o.wakes).await;
+        let raw = raw_pubsub(&o.redis_url, o.wakes).await;
+        results.insert("3_wake_latency_vs_pubsub".into(), json!({
+            "completions": o.wakes,
+            "verify_return_to_event_ms": {"p50": percentile(&from_return, 0.5), "p99": percentile(&from_return, 0.99)},
+            "verify_send_to_event_ms": {"p50": percentile(&from_send, 0.5), "p99": percentile(&from_send, 0.99)},
+            "raw_publish_to_message_ms": {"p50": percentile(&raw, 0.5), "p99": percentile(&raw, 0.99)},
+        }));
+        clean(&o.redis_url, &prefix);
+    }
 
-    eprintln!("6: the approval page…");
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let (id, _) = init(&client, &memory.origin).await;
-    let page_url = format!("{}/bridge/{id}", memory.origin);
-    let first = client.get(&page_url).send().await.unwrap();
-    let cookie = first
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .unwrap()
-        .to_owned();
-    assert_eq!(first.status(), 200);
-    let render_alone = wrk(&page_url, 1, &o, None, Some(&format!("Cookie: {cookie}")));
-    let render_loaded = wrk(&page_url, c, &o, None, Some(&format!("Cookie: {cookie}")));
-    results.insert("6_approval_page".into(), json!({
-        "render_alone": load_json(render_alone), "render_at_concurrency": load_json(render_loaded), "assets": page_weight(),
-    }));
-    clean(&o.redis_url, &prefix);
+    if o.only.contains(&4) {
+        // Each side of every stream holds a socket: keep a thousand descriptors for the rest.
+        let ceiling = (files as usize).saturating_sub(1000);
+        let wrapper = std::env::var("BENCH_WRAP").ok();
+        let mut steps = Vec::new();
+        for &n in &o.streams {
+            let n = n.min(ceiling);
+            eprintln!("4: {n} waiting desktops…");
+            // A fresh instance per step: memory freed by the step before would hide the cost.
+            let waiter = Bridge::start_under(&o.redis_url, &prefix, Some(&key), wrapper.as_deref());
+            steps.push(waiting(&waiter, &b, n).await);
+            drop(waiter);
+            clean(&o.redis_url, &prefix);
+        }
+        results.insert(
+            "4_waiting_desktops".into(),
+            json!({"file_limit": files, "steps": steps}),
+        );
+    }
+
+    if o.only.contains(&5) {
+        eprintln!("5: verify cost…");
+        results.insert(
+            "5_verify_cost".into(),
+            tokio::task::spawn_blocking(verify_cost).await.unwrap(),
+        );
+    }
+
+    if o.only.contains(&6) {
+        eprintln!("6: the approval page…");
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        let (id, _) = init(&client, &memory.origin).await;
+        let page_url = format!("{}/bridge/{id}", memory.origin);
+        let first = client.get(&page_url).send().await.unwrap();
+        let cookie = first
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .unwrap()
+            .to_owned();
+        assert_eq!(first.status(), 200);
+        let render_alone = wrk(&page_url, 1, &o, None, Some(&format!("Cookie: {cookie}")));
+        let render_loaded = wrk(&page_url, c, &o, None, Some(&format!("Cookie: {cookie}")));
+        results.insert("6_approval_page".into(), json!({
+            "render_alone": load_json(render_alone), "render_at_concurrency": load_json(render_loaded), "assets": page_weight(),
+        }));
+        clean(&o.redis_url, &prefix);
+    }
     drop((memory, a, b));
 
     let elapsed = started.elapsed().as_secs();
     let report = json!({
         "date": date, "cores": cores, "cpu": cpu, "redis_intrinsic_latency": intrinsic, "harness_seconds": elapsed,
-        "settings": {"seconds": o.seconds, "rounds": o.rounds, "concurrency": c, "wakes": o.wakes, "streams": o.streams},
+        "settings": {"seconds": o.seconds, "rounds": o.rounds, "concurrency": c, "wakes": o.wakes, "streams": o.streams.iter().map(|&n| if n == usize::MAX { json!("max") } else { json!(n) }).collect::<Vec<_>>()},
         "results": results,
     });
-    std::fs::write(
-        root().join("bench/results.json"),
-        serde_json::to_string_pretty(&report).unwrap(),
-    )
-    .unwrap();
+    let results_md = root().join("bench/RESULTS.md");
+    let notes = std::fs::read_to_string(&results_md)
+        .ok()
+        .and_then(|old| old.find(NOTES).map(|at| old[at..].to_owned()));
     let table = markdown(&report);
     println!("{table}");
-    std::fs::write(root().join("bench/RESULTS.md"), table).unwrap();
+    // Only a whole run replaces the committed results; the notes written by hand stay.
+    if o.only.len() == 6 {
+        std::fs::write(
+            root().join("bench/results.json"),
+            serde_json::to_string_pretty(&report).unwrap(),
+        )
+        .unwrap();
+        let notes = notes.unwrap_or_default();
+        std::fs::write(results_md, format!("{table}\n{notes}")).unwrap();
+    } else {
+        eprintln!("a partial run (--only): bench/RESULTS.md and results.json left as they were");
+    }
 }
+
+/// Where the hand-written analysis begins in bench/RESULTS.md; a new run keeps it.
+const NOTES: &str = "## Notes";
 
 /// The report as the README links it: one table per pair, ours beside its pair.
 fn markdown(r: &Value) -> String {
@@ -948,176 +1014,186 @@ fn markdown(r: &Value) -> String {
             f(l["p99_ms"].as_f64().unwrap())
         ));
     };
-    w(&mut s, "## 1. HTTP ceiling vs init".into());
-    w(
-        &mut s,
-        "| | requests/s | p50 ms | p99 ms |\n|---|---|---|---|".into(),
-    );
-    let one = &x["1_http_ceiling_vs_init"];
-    for store in ["memory", "redis"] {
-        row(
+    if !x["1_http_ceiling_vs_init"].is_null() {
+        w(&mut s, "## 1. HTTP ceiling vs init".into());
+        w(
             &mut s,
-            &format!("`GET /healthz` ({store})"),
-            &one[store]["bare_route"],
+            "| | requests/s | p50 ms | p99 ms |\n|---|---|---|---|".into(),
         );
-        row(
-            &mut s,
-            &format!("`POST …/init` ({store})"),
-            &one[store]["init"],
-        );
-    }
-    w(
-        &mut s,
-        format!(
-            "\nRatio init / bare route: memory {:.2}, Redis {:.2}.\n",
-            one["memory"]["ratio"].as_f64().unwrap(),
-            one["redis"]["ratio"].as_f64().unwrap()
-        ),
-    );
-    w(&mut s, "## 2. Init with Redis vs Redis alone".into());
-    w(
-        &mut s,
-        "| | requests/s | p50 ms | p99 ms |\n|---|---|---|---|".into(),
-    );
-    let two = &x["2_init_vs_redis_alone"];
-    row(&mut s, "`POST …/init` (Redis store)", &two["init_redis"]);
-    row(
-        &mut s,
-        "`redis-benchmark SET … EX 60`",
-        &two["redis_set_ex"],
-    );
-    w(
-        &mut s,
-        format!(
-            "\nRatio init / SET: {:.2}.\n",
-            two["ratio"].as_f64().unwrap()
-        ),
-    );
-    w(
-        &mut s,
-        "## 3. Wake latency across two instances vs raw pub/sub".into(),
-    );
-    let three = &x["3_wake_latency_vs_pubsub"];
-    w(
-        &mut s,
-        format!(
-            "{} completions; stream on instance A, verify on instance B.\n",
-            three["completions"]
-        ),
-    );
-    w(&mut s, "| | p50 ms | p99 ms |\n|---|---|---|".into());
-    for (name, key) in [
-        (
-            "verify response returned → event on A",
-            "verify_return_to_event_ms",
-        ),
-        ("verify sent → event on A", "verify_send_to_event_ms"),
-        (
-            "raw `PUBLISH` → message on a 2nd connection",
-            "raw_publish_to_message_ms",
-        ),
-    ] {
+        let one = &x["1_http_ceiling_vs_init"];
+        for store in ["memory", "redis"] {
+            row(
+                &mut s,
+                &format!("`GET /healthz` ({store})"),
+                &one[store]["bare_route"],
+            );
+            row(
+                &mut s,
+                &format!("`POST …/init` ({store})"),
+                &one[store]["init"],
+            );
+        }
         w(
             &mut s,
             format!(
-                "| {name} | {} | {} |",
-                f(three[key]["p50"].as_f64().unwrap()),
-                f(three[key]["p99"].as_f64().unwrap())
+                "\nRatio init / bare route: memory {:.2}, Redis {:.2}.\n",
+                one["memory"]["ratio"].as_f64().unwrap(),
+                one["redis"]["ratio"].as_f64().unwrap()
             ),
         );
-    }
-    w(
-        &mut s,
-        "\n## 4. Waiting desktops (SSE streams on one Redis-backed instance)".into(),
-    );
-    w(&mut s, "| streams | opened in s | RSS before → open (MiB) | bytes per stream | heartbeat CPU per stream per 15 s (µs) | approved in s | tokens received |\n|---|---|---|---|---|---|---|".into());
-    for step in x["4_waiting_desktops"]["steps"].as_array().unwrap() {
+        w(&mut s, "## 2. Init with Redis vs Redis alone".into());
+        w(
+            &mut s,
+            "| | requests/s | p50 ms | p99 ms |\n|---|---|---|---|".into(),
+        );
+        let two = &x["2_init_vs_redis_alone"];
+        row(&mut s, "`POST …/init` (Redis store)", &two["init_redis"]);
+        row(
+            &mut s,
+            "`redis-benchmark SET … EX 60`",
+            &two["redis_set_ex"],
+        );
         w(
             &mut s,
             format!(
-                "| {} | {:.1} | {:.0} → {:.0} | {} | {:.1} | {:.1} | {} / {} |",
-                step["streams"],
-                step["opened_in_s"].as_f64().unwrap(),
-                step["rss_before_kib"].as_f64().unwrap() / 1024.0,
-                step["rss_open_kib"].as_f64().unwrap() / 1024.0,
-                step["bytes_per_stream"],
-                step["heartbeat_cpu_us_per_stream"].as_f64().unwrap(),
-                step["approved_in_s"].as_f64().unwrap(),
-                step["tokens_received"],
-                step["streams"]
+                "\nRatio init / SET: {:.2}.\n",
+                two["ratio"].as_f64().unwrap()
             ),
         );
     }
-    w(
-        &mut s,
-        format!(
-            "\nOpen-file limit: {}.\n",
-            x["4_waiting_desktops"]["file_limit"]
-        ),
-    );
-    w(&mut s, "## 5. Verify cost vs raw P-256".into());
-    let five = &x["5_verify_cost"];
-    w(&mut s, "| | µs per operation |\n|---|---|".into());
-    w(
-        &mut s,
-        format!(
-            "| assertion check (`finish_discoverable_authentication`) | {:.1} |",
-            five["assertion_check_us"].as_f64().unwrap()
-        ),
-    );
-    w(
-        &mut s,
-        format!(
-            "| raw P-256 ECDSA verify (`openssl speed ecdsap256`) | {:.1} |",
-            five["openssl_p256_verify_us"].as_f64().unwrap()
-        ),
-    );
-    w(
-        &mut s,
-        format!(
-            "| session token mint (RS256) | {:.1} |",
-            five["token_mint_us"].as_f64().unwrap()
-        ),
-    );
-    w(
-        &mut s,
-        format!(
-            "| raw RSA-2048 sign (`openssl speed rsa2048`) | {:.1} |",
-            five["openssl_rsa2048_sign_us"].as_f64().unwrap()
-        ),
-    );
-    w(&mut s, "\n## 6. The approval page".into());
-    let six = &x["6_approval_page"];
-    w(
-        &mut s,
-        "| | requests/s | p50 ms | p99 ms |\n|---|---|---|---|".into(),
-    );
-    row(
-        &mut s,
-        "`GET /bridge/:id`, one at a time (render time)",
-        &six["render_alone"],
-    );
-    row(
-        &mut s,
-        &format!(
-            "`GET /bridge/:id`, concurrency {}",
-            r["settings"]["concurrency"]
-        ),
-        &six["render_at_concurrency"],
-    );
-    w(
-        &mut s,
-        "\n| asset | bytes | gzip bytes |\n|---|---|---|".into(),
-    );
-    let mut total = (0, 0);
-    for (name, sizes) in six["assets"].as_object().unwrap() {
-        let (raw, gz) = (
-            sizes["bytes"].as_u64().unwrap(),
-            sizes["gzip_bytes"].as_u64().unwrap(),
+    if !x["3_wake_latency_vs_pubsub"].is_null() {
+        w(
+            &mut s,
+            "## 3. Wake latency across two instances vs raw pub/sub".into(),
         );
-        total = (total.0 + raw, total.1 + gz);
-        w(&mut s, format!("| `{name}` | {raw} | {gz} |"));
+        let three = &x["3_wake_latency_vs_pubsub"];
+        w(
+            &mut s,
+            format!(
+                "{} completions; stream on instance A, verify on instance B.\n",
+                three["completions"]
+            ),
+        );
+        w(&mut s, "| | p50 ms | p99 ms |\n|---|---|---|".into());
+        for (name, key) in [
+            (
+                "verify response returned → event on A",
+                "verify_return_to_event_ms",
+            ),
+            ("verify sent → event on A", "verify_send_to_event_ms"),
+            (
+                "raw `PUBLISH` → message on a 2nd connection",
+                "raw_publish_to_message_ms",
+            ),
+        ] {
+            w(
+                &mut s,
+                format!(
+                    "| {name} | {} | {} |",
+                    f(three[key]["p50"].as_f64().unwrap()),
+                    f(three[key]["p99"].as_f64().unwrap())
+                ),
+            );
+        }
     }
-    w(&mut s, format!("| total | {} | {} |", total.0, total.1));
+    if !x["4_waiting_desktops"].is_null() {
+        w(
+            &mut s,
+            "\n## 4. Waiting desktops (SSE streams on one Redis-backed instance)".into(),
+        );
+        w(&mut s, "| streams | opened in s | RSS before → open (MiB) | bytes per stream | heartbeat CPU per stream per 15 s (µs) | approved in s | tokens received |\n|---|---|---|---|---|---|---|".into());
+        for step in x["4_waiting_desktops"]["steps"].as_array().unwrap() {
+            w(
+                &mut s,
+                format!(
+                    "| {} | {:.1} | {:.0} → {:.0} | {} | {:.1} | {:.1} | {} / {} |",
+                    step["streams"],
+                    step["opened_in_s"].as_f64().unwrap(),
+                    step["rss_before_kib"].as_f64().unwrap() / 1024.0,
+                    step["rss_open_kib"].as_f64().unwrap() / 1024.0,
+                    step["bytes_per_stream"],
+                    step["heartbeat_cpu_us_per_stream"].as_f64().unwrap(),
+                    step["approved_in_s"].as_f64().unwrap(),
+                    step["tokens_received"],
+                    step["streams"]
+                ),
+            );
+        }
+        w(
+            &mut s,
+            format!(
+                "\nOpen-file limit: {}.\n",
+                x["4_waiting_desktops"]["file_limit"]
+            ),
+        );
+    }
+    if !x["5_verify_cost"].is_null() {
+        w(&mut s, "## 5. Verify cost vs raw P-256".into());
+        let five = &x["5_verify_cost"];
+        w(&mut s, "| | µs per operation |\n|---|---|".into());
+        w(
+            &mut s,
+            format!(
+                "| assertion check (`finish_discoverable_authentication`) | {:.1} |",
+                five["assertion_check_us"].as_f64().unwrap()
+            ),
+        );
+        w(
+            &mut s,
+            format!(
+                "| raw P-256 ECDSA verify (`openssl speed ecdsap256`) | {:.1} |",
+                five["openssl_p256_verify_us"].as_f64().unwrap()
+            ),
+        );
+        w(
+            &mut s,
+            format!(
+                "| session token mint (RS256) | {:.1} |",
+                five["token_mint_us"].as_f64().unwrap()
+            ),
+        );
+        w(
+            &mut s,
+            format!(
+                "| raw RSA-2048 sign (`openssl speed rsa2048`) | {:.1} |",
+                five["openssl_rsa2048_sign_us"].as_f64().unwrap()
+            ),
+        );
+    }
+    if !x["6_approval_page"].is_null() {
+        w(&mut s, "\n## 6. The approval page".into());
+        let six = &x["6_approval_page"];
+        w(
+            &mut s,
+            "| | requests/s | p50 ms | p99 ms |\n|---|---|---|---|".into(),
+        );
+        row(
+            &mut s,
+            "`GET /bridge/:id`, one at a time (render time)",
+            &six["render_alone"],
+        );
+        row(
+            &mut s,
+            &format!(
+                "`GET /bridge/:id`, concurrency {}",
+                r["settings"]["concurrency"]
+            ),
+            &six["render_at_concurrency"],
+        );
+        w(
+            &mut s,
+            "\n| asset | bytes | gzip bytes |\n|---|---|---|".into(),
+        );
+        let mut total = (0, 0);
+        for (name, sizes) in six["assets"].as_object().unwrap() {
+            let (raw, gz) = (
+                sizes["bytes"].as_u64().unwrap(),
+                sizes["gzip_bytes"].as_u64().unwrap(),
+            );
+            total = (total.0 + raw, total.1 + gz);
+            w(&mut s, format!("| `{name}` | {raw} | {gz} |"));
+        }
+        w(&mut s, format!("| total | {} | {} |", total.0, total.1));
+    }
     s
 }
