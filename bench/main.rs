@@ -391,9 +391,10 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
-async fn init(client: &reqwest::Client, origin: &str) -> (String, String) {
+/// Starts a session (sign-in or registration, by `path`) as the app's desktop; its `data`.
+async fn start(client: &reqwest::Client, origin: &str, path: &str) -> Value {
     let body: Value = client
-        .post(format!("{origin}/v1/auth/cross-device/init"))
+        .post(format!("{origin}{path}"))
         .bearer_auth(KEY)
         .header("Origin", origin)
         .json(&json!({}))
@@ -403,9 +404,14 @@ async fn init(client: &reqwest::Client, origin: &str) -> (String, String) {
         .json()
         .await
         .unwrap();
+    body["data"].clone()
+}
+
+async fn init(client: &reqwest::Client, origin: &str) -> (String, String) {
+    let data = start(client, origin, "/v1/auth/cross-device/init").await;
     (
-        body["data"]["session_id"].as_str().unwrap().into(),
-        body["data"]["polling_token"].as_str().unwrap().into(),
+        data["session_id"].as_str().unwrap().into(),
+        data["polling_token"].as_str().unwrap().into(),
     )
 }
 
@@ -443,18 +449,8 @@ async fn post(
 /// A registered phone: one passkey for the bench app.
 async fn registered_phone(client: &reqwest::Client, origin: &str) -> Phone {
     let mut phone = Phone::new();
-    let body: Value = client
-        .post(format!("{origin}/v1/auth/cross-device/init-registration"))
-        .bearer_auth(KEY)
-        .header("Origin", origin)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = body["data"]["session_id"].as_str().unwrap().to_owned();
+    let data = start(client, origin, "/v1/auth/cross-device/init-registration").await;
+    let id = data["session_id"].as_str().unwrap().to_owned();
     let created = phone.create(origin, &options(client, origin, &id).await);
     let status = post(
         client,
