@@ -1127,34 +1127,26 @@ fn markdown(r: &Value) -> String {
         w(&mut s, "## 5. Verify cost vs raw P-256".into());
         let five = &x["5_verify_cost"];
         w(&mut s, "| | µs per operation |\n|---|---|".into());
-        w(
-            &mut s,
-            format!(
-                "| assertion check (`finish_discoverable_authentication`) | {:.1} |",
-                five["assertion_check_us"].as_f64().unwrap()
+        for (name, key) in [
+            (
+                "assertion check (`finish_discoverable_authentication`)",
+                "assertion_check_us",
             ),
-        );
-        w(
-            &mut s,
-            format!(
-                "| raw P-256 ECDSA verify (`openssl speed ecdsap256`) | {:.1} |",
-                five["openssl_p256_verify_us"].as_f64().unwrap()
+            (
+                "raw P-256 ECDSA verify (`openssl speed ecdsap256`)",
+                "openssl_p256_verify_us",
             ),
-        );
-        w(
-            &mut s,
-            format!(
-                "| session token mint (RS256) | {:.1} |",
-                five["token_mint_us"].as_f64().unwrap()
+            ("session token mint (RS256)", "token_mint_us"),
+            (
+                "raw RSA-2048 sign (`openssl speed rsa2048`)",
+                "openssl_rsa2048_sign_us",
             ),
-        );
-        w(
-            &mut s,
-            format!(
-                "| raw RSA-2048 sign (`openssl speed rsa2048`) | {:.1} |",
-                five["openssl_rsa2048_sign_us"].as_f64().unwrap()
-            ),
-        );
+        ] {
+            w(
+                &mut s,
+                format!("| {name} | {:.1} |", five[key].as_f64().unwrap()),
+            );
+        }
     }
     if !x["6_approval_page"].is_null() {
         w(&mut s, "\n## 6. The approval page".into());
