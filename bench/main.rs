@@ -127,13 +127,14 @@ struct Bridge {
 }
 
 impl Bridge {
-    fn start(store: &str, prefix: &str, key: Option<&Path>) -> Bridge {
-        Self::start_under(store, prefix, key, None)
+    fn start(store: &str, prefix: &str) -> Bridge {
+        Self::start_under(store, prefix, None)
     }
 
     /// `wrapper` runs the bridge under a profiler (e.g. `heaptrack`); figures taken from its
     /// process are then the profiler's, so only for finding causes, not for the table.
-    fn start_under(store: &str, prefix: &str, key: Option<&Path>, wrapper: Option<&str>) -> Bridge {
+    /// Bridges on one Redis prefix share the signing keys the first of them made there.
+    fn start_under(store: &str, prefix: &str, wrapper: Option<&str>) -> Bridge {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -141,9 +142,6 @@ impl Bridge {
             .port();
         let dir = tempfile::tempdir().unwrap();
         let origin = format!("http://localhost:{port}");
-        let key_line = key
-            .map(|k| format!("signing_key = \"{}\"", k.display()))
-            .unwrap_or_default();
         let config = format!(
             r#"
 addr = "127.0.0.1:{port}"
@@ -152,7 +150,6 @@ store = "{store}"
 redis_prefix = "{prefix}"
 session_ttl = "30m"
 data_dir = "{data}"
-{key_line}
 
 [limits]
 status_per_token = "1000000000/1m"
@@ -168,6 +165,7 @@ publishable_key = "{KEY}"
 secret_key_sha256 = "{zeros}"
 allowed_origins = ["{origin}"]
 rp_id = "localhost"
+open_signup = true
 "#,
             data = dir.path().join("data").display(),
             zeros = "0".repeat(64),
@@ -675,7 +673,7 @@ fn verify_cost() -> Value {
     let passkeys = Passkeys::new(&settings.apps, &settings.public_origin).unwrap();
     let mut phone = Phone::new();
     let (options, ceremony) = passkeys
-        .start_register(&app, uuid::Uuid::new_v4(), "bench", vec![])
+        .start_register(&app, uuid::Uuid::new_v4(), "bench", vec![], false)
         .unwrap();
     let Ceremony::Register { state, .. } = ceremony else {
         unreachable!()
@@ -701,9 +699,14 @@ fn verify_cost() -> Value {
             .unwrap();
     }
     let check_us = started.elapsed().as_secs_f64() * 1e6 / n as f64;
-    let tokens = qr_bridge::token::Tokens::from_pem(
-        &qr_bridge::token::generate_pem().unwrap(),
+    let ring = qr_bridge::token::KeyRing::generate(qr_bridge::session::Timestamp::from_millis(0))
+        .unwrap();
+    let tokens = qr_bridge::token::Tokens::new(
+        "http://localhost:3000",
         Duration::from_secs(3600),
+        &ring,
+        1,
+        qr_bridge::session::Timestamp::from_millis(0),
     )
     .unwrap();
     let started = Instant::now();
@@ -832,15 +835,9 @@ async fn main() {
         .to_owned();
 
     let prefix = format!("qrbbench-{}", std::process::id());
-    let keys = tempfile::tempdir().unwrap();
-    let key = keys.path().join("signing-key.pem");
-    run(
-        root().join("target/release/qr-bridge").to_str().unwrap(),
-        &["keys", "generate", key.to_str().unwrap()],
-    );
-    let memory = Bridge::start("memory", &prefix, None);
-    let a = Bridge::start(&o.redis_url, &prefix, Some(&key));
-    let b = Bridge::start(&o.redis_url, &prefix, Some(&key));
+    let memory = Bridge::start("memory", &prefix);
+    let a = Bridge::start(&o.redis_url, &prefix);
+    let b = Bridge::start(&o.redis_url, &prefix);
     let scripts = tempfile::tempdir().unwrap();
     let mut results = serde_json::Map::new();
     let c = o.concurrency;
@@ -900,7 +897,7 @@ async fn main() {
             let n = n.min(ceiling);
             eprintln!("4: {n} waiting desktops…");
             // A fresh instance per step: memory freed by the step before would hide the cost.
-            let waiter = Bridge::start_under(&o.redis_url, &prefix, Some(&key), wrapper.as_deref());
+            let waiter = Bridge::start_under(&o.redis_url, &prefix, wrapper.as_deref());
             steps.push(waiting(&waiter, &b, n).await);
             drop(waiter);
             clean(&o.redis_url, &prefix);

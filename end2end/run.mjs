@@ -69,10 +69,6 @@ rp_id = "localhost"
 open_signup = true
 `;
   writeFileSync(join(dir, "bridge.toml"), config);
-  if (store === "redis") {
-    // With Redis the bridge never invents a key: every instance must share one.
-    execFileSync(binary, ["keys", "generate", join(dir, "data", "signing-key.pem")]);
-  }
   const child = spawn(binary, ["--config", join(dir, "bridge.toml"), "serve"], {
     cwd: root,
     env: { ...process.env, LEPTOS_SITE_ROOT: join(root, "target/site"), RUST_LOG: "warn" },

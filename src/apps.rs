@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::secret;
+use crate::session::StartedBy;
+
+/// The demo app's publishable key, printed in the README and the shipped settings: anyone knows
+/// it, so a bridge refuses to serve it anywhere but on this machine.
+pub const DEMO_PUBLISHABLE_KEY: &str = "cli_demo_publishable_key_0001";
 
 /// An app as written in the settings file.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -25,6 +30,10 @@ pub struct AppConfig {
     /// Whether a phone without a passkey may create one (and an account) from a sign-in request.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub open_signup: bool,
+    /// Whether a browser (publishable key) may name the `external_user_id` of the new account it
+    /// creates. Off by default: see the README's security model for the risk.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub browser_external_ids: bool,
 }
 
 /// An app whose every field has been checked.
@@ -39,6 +48,7 @@ pub struct App {
     pub rp_id: String,
     pub primary_qr_base_url: Option<Url>,
     pub open_signup: bool,
+    pub browser_external_ids: bool,
 }
 
 /// A settings problem: which key, and what is wrong with it.
@@ -172,6 +182,12 @@ impl App {
                 ),
             ));
         }
+        if config.browser_external_ids && !config.open_signup {
+            return Err(Invalid::new(
+                field("browser_external_ids"),
+                "needs open_signup = true: it only lets browsers name the new accounts they may create",
+            ));
+        }
         Ok(App {
             id: id.to_owned(),
             name: name.to_owned(),
@@ -181,6 +197,7 @@ impl App {
             rp_id,
             primary_qr_base_url,
             open_signup: config.open_signup,
+            browser_external_ids: config.browser_external_ids,
         })
     }
 
@@ -200,6 +217,8 @@ pub enum AuthError {
     OriginNotAllowed,
     #[error("requests without an Origin header must use the app's secret key")]
     OriginRequired,
+    #[error("this endpoint is for the app's backend: send Authorization: Bearer <secret key>")]
+    SecretKeyRequired,
 }
 
 /// Every app of this deployment, indexed for the lookups requests need.
@@ -260,13 +279,14 @@ impl Apps {
             .collect()
     }
 
-    /// The app a request speaks for. A browser (it sends `Origin`) must be on an allowed origin;
-    /// a request without `Origin` comes from a backend and must prove itself with the secret key.
+    /// The app a request speaks for, and with whose authority. A browser (it sends `Origin`) must
+    /// be on an allowed origin; a request without `Origin` comes from a backend and must prove
+    /// itself with the secret key. Only the secret key speaks for the app's users.
     pub fn authenticate(
         &self,
         bearer: Option<&str>,
         origin: Option<&str>,
-    ) -> Result<Arc<App>, AuthError> {
+    ) -> Result<(Arc<App>, StartedBy), AuthError> {
         let key = bearer
             .map(str::trim)
             .filter(|k| !k.is_empty())
@@ -277,10 +297,15 @@ impl Apps {
             (self.by_publishable_key.get(key), false)
         };
         let app = app.ok_or(AuthError::UnknownKey)?;
+        let by = if is_secret {
+            StartedBy::Backend
+        } else {
+            StartedBy::Browser
+        };
         match origin {
-            Some(origin) if app.allows_origin(origin) => Ok(app.clone()),
+            Some(origin) if app.allows_origin(origin) => Ok((app.clone(), by)),
             Some(_) => Err(AuthError::OriginNotAllowed),
-            None if is_secret => Ok(app.clone()),
+            None if is_secret => Ok((app.clone(), by)),
             None => Err(AuthError::OriginRequired),
         }
     }
@@ -300,6 +325,7 @@ mod tests {
             rp_id: "example".into(),
             primary_qr_base_url: Some("https://m.shop.example/app".into()),
             open_signup: false,
+            browser_external_ids: false,
         }
     }
 
@@ -354,7 +380,12 @@ mod tests {
         let app = App::from_config("apps[0]", &config(), "bridge.example").unwrap();
         let apps = Apps::new(vec![app]).unwrap();
         let key = Some("cli_0123456789abcdef");
-        assert!(apps.authenticate(key, Some("https://shop.example")).is_ok());
+        assert_eq!(
+            apps.authenticate(key, Some("https://shop.example"))
+                .unwrap()
+                .1,
+            StartedBy::Browser
+        );
         assert_eq!(
             apps.authenticate(key, Some("https://evil.example"))
                 .unwrap_err(),
@@ -364,7 +395,10 @@ mod tests {
             apps.authenticate(key, None).unwrap_err(),
             AuthError::OriginRequired
         );
-        assert!(apps.authenticate(Some("sk_shop"), None).is_ok());
+        assert_eq!(
+            apps.authenticate(Some("sk_shop"), None).unwrap().1,
+            StartedBy::Backend
+        );
         assert_eq!(
             apps.authenticate(Some("sk_shop"), Some("https://evil.example"))
                 .unwrap_err(),
@@ -384,6 +418,16 @@ mod tests {
                 .unwrap_err(),
             AuthError::MissingKey
         );
+    }
+
+    #[test]
+    fn browsers_name_new_accounts_only_where_sign_up_is_open() {
+        let mut c = config();
+        c.browser_external_ids = true;
+        let err = App::from_config("apps[0]", &c, "bridge.example").unwrap_err();
+        assert_eq!(err.key, "apps[0].browser_external_ids");
+        c.open_signup = true;
+        assert!(App::from_config("apps[0]", &c, "bridge.example").is_ok());
     }
 
     #[test]

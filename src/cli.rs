@@ -1,4 +1,4 @@
-//! The `qr-bridge` command line: `serve` (the default) and `apps add|list|remove`, which edit the settings file in place.
+//! The `qr-bridge` command line: `serve` (the default), `apps add|list|remove` (which edit the settings file in place) and `keys rotate|list|import`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,6 +9,8 @@ use serde::Serialize;
 use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, value};
 
 use crate::apps::{AppConfig, parse_origin, parse_qr_base_url};
+use crate::bridge::keys as bridge_keys;
+use crate::token::Role;
 use crate::secret;
 use crate::settings::Settings;
 
@@ -43,14 +45,20 @@ pub enum Command {
     Keys(KeysCommand),
 }
 
+/// The signing keys live in the store (Redis, or `<data_dir>/signing-keys.json` for the embedded
+/// store), so every instance shares them; running bridges pick a change up within 10 s.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Write a new RSA signing key (PEM); never replaces an existing file. Give every instance of
-    /// a deployment the same file, through the `signing_key` setting.
-    Generate {
-        /// Where to write it; defaults to the `signing_key` of the settings.
-        path: Option<PathBuf>,
+    /// Sign with the key published at the last rotation, publish a new next key, and keep the
+    /// old key in the JWKS until every token it signed has expired (token_ttl).
+    Rotate,
+    /// List the keys: id, role (current, next, retired) and when they were made or retired.
+    List {
+        #[arg(long)]
+        json: bool,
     },
+    /// Sign with an existing RSA key (PEM) from now on, e.g. the key file of an older deployment.
+    Import { path: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +79,10 @@ pub enum AppsCommand {
         /// Let a phone without a passkey create one (and an account) when asked to sign in.
         #[arg(long)]
         open_signup: bool,
+        /// Let browsers name the external_user_id of a new account (needs --open-signup; see
+        /// the README's security model for the risk).
+        #[arg(long, requires = "open_signup")]
+        browser_external_ids: bool,
         /// Print one JSON object: app_id, publishable_key, secret_key.
         #[arg(long)]
         json: bool,
@@ -91,16 +103,69 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::server::serve(settings).await
         }
         Command::Apps(command) => apps(&cli.config, command),
-        Command::Keys(KeysCommand::Generate { path }) => {
-            let path = match path {
-                Some(path) => path,
-                None => Settings::load(&cli.config)?.signing_key,
-            };
-            crate::token::write_new_key(&path)?;
-            println!("Wrote a new signing key to {}", path.display());
-            Ok(())
+        Command::Keys(command) => keys(&Settings::load(&cli.config)?, command).await,
+    }
+}
+
+async fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
+    let store = crate::store::open(&settings.store, &settings.redis_prefix, &settings.data_dir)
+        .await
+        .context("opening the store")?;
+    let ttl = settings.token_ttl;
+    let mut out = std::io::stdout().lock();
+    match command {
+        KeysCommand::Rotate => {
+            let pem = crate::token::generate_pem()?;
+            let ring = bridge_keys::change(&*store, settings, |ring, now| {
+                ring.rotate(pem.clone(), now, ttl)
+            })
+            .await?;
+            let current = ring.current().map_or("", |k| k.kid.as_str());
+            writeln!(out, "Rotated: now signing with {current}.")?;
+            writeln!(
+                out,
+                "Running bridges pick it up within 10 s; the old key stays in the JWKS for {} after that.",
+                humantime::format_duration(ttl)
+            )?;
+        }
+        KeysCommand::Import { path } => {
+            let pem = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let ring = bridge_keys::change(&*store, settings, |ring, now| {
+                ring.import(pem.clone(), now, ttl)
+            })
+            .await?;
+            let current = ring.current().map_or("", |k| k.kid.as_str());
+            writeln!(out, "Imported {}: now signing with {current}.", path.display())?;
+        }
+        KeysCommand::List { json } => {
+            let (ring, _) = bridge_keys::load_or_create(&*store, settings).await?;
+            let rows: Vec<_> = ring
+                .keys
+                .iter()
+                .map(|k| {
+                    let (role, since) = match k.role {
+                        Role::Next => ("next", k.created_at),
+                        Role::Current => ("current", k.created_at),
+                        Role::Retired { at } => ("retired", at),
+                    };
+                    (k.kid.as_str(), role, crate::bridge::iso8601(since))
+                })
+                .collect();
+            if json {
+                let list: Vec<_> = rows
+                    .iter()
+                    .map(|(kid, role, since)| serde_json::json!({"kid": kid, "role": role, "since": since}))
+                    .collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+            } else {
+                for (kid, role, since) in rows {
+                    writeln!(out, "{kid}  {role:<7}  since {since}")?;
+                }
+            }
         }
     }
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -119,6 +184,7 @@ fn apps(path: &Path, command: AppsCommand) -> anyhow::Result<()> {
             rp_id,
             qr_base_url,
             open_signup,
+            browser_external_ids,
             json,
         } => {
             let mut doc = read_document(path)?;
@@ -150,6 +216,7 @@ fn apps(path: &Path, command: AppsCommand) -> anyhow::Result<()> {
                 rp_id: rp_id.unwrap_or(page_host),
                 primary_qr_base_url: qr_base_url,
                 open_signup,
+                browser_external_ids,
             };
             append_app(&mut doc, &config);
             write_checked(path, &doc)?;
@@ -267,6 +334,9 @@ fn append_app(doc: &mut DocumentMut, app: &AppConfig) {
     }
     if app.open_signup {
         table.insert("open_signup", value(true));
+    }
+    if app.browser_external_ids {
+        table.insert("browser_external_ids", value(true));
     }
     let apps = doc
         .entry("apps")

@@ -22,7 +22,7 @@ use crate::apps::App;
 use crate::bridge::{BridgeError, Start};
 use crate::limits::Bucket;
 use crate::server::AppState;
-use crate::session::{Kind, Requester, SessionId, State, Timestamp, TransitionError};
+use crate::session::{Kind, Requester, SessionId, StartedBy, State, Timestamp, TransitionError};
 use crate::settings::{Settings, StoreKind};
 use crate::ui::{AppLabel, Approval, Asking, Desk, Ending, PhoneOutcome, Waiting};
 use crate::{browser, secret};
@@ -193,6 +193,7 @@ async fn desk_start(state: &AppState, web: &WebSession, app: &App) -> Result<Des
         kind: Kind::Auth,
         approval_context: None,
         external_user_id: None,
+        started_by: StartedBy::Browser,
         requester: Requester::new(user_agent, Some(ip.to_string())),
     };
     let started = state.bridge.start(app, start).await.map_err(internal)?;
@@ -358,6 +359,11 @@ fn gone(e: &BridgeError) -> (u16, &'static str, &'static str) {
             "This code has expired",
             "Go back to your computer and scan a new code.",
         ),
+        BridgeError::ExternalIdTaken => (
+            403,
+            "This account already exists",
+            "Sign in with its passkey instead, or ask the app to add this one.",
+        ),
         BridgeError::ClaimedElsewhere(_) => (
             403,
             "This request is open on another device",
@@ -424,9 +430,9 @@ pub async fn approval_open(session_id: &str, create: bool) -> Result<Approval, S
         Err(e) => return Ok(gone_page(&e)),
     };
     let opened = if create {
-        state.bridge.open_signup(&app, &id, Some(&by)).await
+        state.bridge.open_signup(&app, &id, &by).await
     } else {
-        state.bridge.open(&app, &id, Some(&by)).await
+        state.bridge.open(&app, &id, &by).await
     };
     let opened = match opened {
         Ok(opened) => opened,
@@ -521,13 +527,13 @@ pub async fn phone_answer(
         };
         state
             .bridge
-            .verify_registration(&app, &id, &answer, Some(&by))
+            .verify_registration(&app, &id, &answer, &by)
             .await
     } else {
         let Ok(answer) = serde_json::from_str::<PublicKeyCredential>(credential) else {
             return Ok(unreadable());
         };
-        state.bridge.verify(&app, &id, &answer, Some(&by)).await
+        state.bridge.verify(&app, &id, &answer, &by).await
     };
     Ok(result.map_or_else(outcome, |()| PhoneOutcome::Approved))
 }
@@ -539,7 +545,7 @@ pub async fn phone_decline(session_id: &str) -> Result<PhoneOutcome, ServerFnErr
     };
     Ok(state
         .bridge
-        .deny(&app, &id, Some(&by))
+        .deny(&app, &id, &by)
         .await
         .map_or_else(outcome, |()| PhoneOutcome::Declined))
 }

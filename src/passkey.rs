@@ -92,6 +92,9 @@ pub enum Ceremony {
     Register {
         state: PasskeyRegistration,
         handle: Uuid,
+        /// Whether the passkey joins the existing user of this handle (decided by the app's
+        /// backend when it started the registration) rather than making a new one.
+        joins: bool,
     },
 }
 
@@ -188,6 +191,7 @@ impl Passkeys {
         handle: Uuid,
         name: &str,
         exclude: Vec<CredentialID>,
+        joins: bool,
     ) -> Result<(serde_json::Value, Ceremony), PasskeyError> {
         let exclude = (!exclude.is_empty()).then_some(exclude);
         let (mut options, state) = self
@@ -200,7 +204,11 @@ impl Passkeys {
         }
         Ok((
             to_json(&options.public_key)?,
-            Ceremony::Register { state, handle },
+            Ceremony::Register {
+                state,
+                handle,
+                joins,
+            },
         ))
     }
 
@@ -291,7 +299,7 @@ mod tests {
         let app = s.apps.get("shop").unwrap();
         let handle = Uuid::new_v4();
         let (options, _) = p
-            .start_register(app, handle, "ada@shop.test", vec![])
+            .start_register(app, handle, "ada@shop.test", vec![], false)
             .unwrap();
         assert!(is_base64url_unpadded(&options["challenge"]), "{options}");
         assert!(is_base64url_unpadded(&options["user"]["id"]), "{options}");

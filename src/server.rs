@@ -14,7 +14,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::api;
 use crate::apps::Invalid;
-use crate::bridge::{Bridge, SetupError};
+use crate::bridge::{Bridge, KEY_REFRESH, SetupError};
 use crate::limits::{self, Counter, Limiter, TrustedProxies};
 use crate::pages::{self, WebSessions};
 use crate::settings::{Settings, StoreKind};
@@ -55,23 +55,42 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// `counter` keeps the rate-limit windows: shared through Redis when the store is.
-    pub fn new(
+    /// `counter` keeps the rate-limit windows: shared through Redis when the store is. Starts
+    /// the task that picks up key rotations, which ends with the shutdown signal.
+    pub async fn new(
         settings: &Settings,
         store: Arc<dyn Store>,
         counter: Arc<dyn Counter>,
     ) -> Result<Self, SetupError> {
+        let bridge = Arc::new(Bridge::new(settings, store).await?);
+        let shutdown = CancellationToken::new();
+        tokio::spawn(refresh_keys(Arc::downgrade(&bridge), shutdown.clone()));
         Ok(Self(Arc::new(Shared {
-            bridge: Arc::new(Bridge::new(settings, store)?),
+            bridge,
             limiter: Arc::new(Limiter::new(settings.limits.clone(), counter)),
             proxies: Arc::new(settings.proxies.clone()),
-            shutdown: CancellationToken::new(),
+            shutdown,
             home_app: settings.home_app.clone(),
             web_sessions: WebSessions::new(settings)
                 .map_err(|e| SetupError::Settings(Invalid::new("store", e)))?,
             public_origin: settings.public_origin.clone(),
             leptos: leptos_options(settings),
         })))
+    }
+}
+
+/// Reads the signing keys every [`KEY_REFRESH`], so a `qr-bridge keys rotate` reaches every
+/// instance without a restart; a failed read keeps the keys it has.
+async fn refresh_keys(bridge: std::sync::Weak<Bridge>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(KEY_REFRESH) => {}
+        }
+        let Some(bridge) = bridge.upgrade() else { return };
+        if let Err(e) = bridge.refresh_keys().await {
+            tracing::warn!(error = %e, "could not read the signing keys; keeping the current ones");
+        }
     }
 }
 
@@ -140,7 +159,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let counter = limits::counter(&settings.store, &settings.redis_prefix)
         .await
         .map_err(|e| anyhow::anyhow!("store: {e}"))?;
-    let state = AppState::new(&settings, store, counter)?;
+    let state = AppState::new(&settings, store, counter).await?;
     let shutdown = state.shutdown.clone();
     // The script's name is the same whoever built it; the wasm's gains `_bg` outside cargo-leptos.
     let script = PathBuf::from(&*state.leptos.site_root)

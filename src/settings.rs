@@ -10,7 +10,7 @@ use figment::providers::{Env, Format, Toml};
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::apps::{App, AppConfig, Apps, Invalid, parse_origin};
+use crate::apps::{App, AppConfig, Apps, DEMO_PUBLISHABLE_KEY, Invalid, parse_origin};
 use crate::limits::{Limits, TrustedProxies};
 
 /// The settings file's shape. Unknown keys are errors, so a typo never silently falls back to a default.
@@ -29,6 +29,7 @@ struct File {
     site_root: Option<PathBuf>,
     #[serde(default = "default_data_dir")]
     data_dir: PathBuf,
+    /// No longer read: signing keys live in the store. Kept so its presence gets a useful message.
     #[serde(default)]
     signing_key: Option<PathBuf>,
     #[serde(default = "default_token_ttl", with = "humantime_serde")]
@@ -95,8 +96,6 @@ pub struct Settings {
     pub site_root: Option<PathBuf>,
     /// Where the embedded store keeps users and passkeys, and where a signing key is made if none is given.
     pub data_dir: PathBuf,
-    /// The PEM private key session tokens are signed with; every instance must share it.
-    pub signing_key: PathBuf,
     pub token_ttl: Duration,
     pub apps: Arc<Apps>,
     /// The app whose sign-in page is served at `/`.
@@ -191,21 +190,43 @@ impl File {
             ));
         }
 
+        if let Some(path) = &self.signing_key {
+            return Err(Invalid::new(
+                "signing_key",
+                format!(
+                    "keys now live in the store and rotate with `qr-bridge keys rotate`; \
+                     run `qr-bridge keys import {}` once to keep signing with this key, then remove the line",
+                    path.display()
+                ),
+            ));
+        }
         let apps = self
             .apps
             .iter()
             .enumerate()
             .map(|(i, app)| App::from_config(&format!("apps[{i}]"), app, &bridge_host))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(i) = apps
+            .iter()
+            .position(|a| a.publishable_key == DEMO_PUBLISHABLE_KEY)
+            && !is_local_host(&bridge_host)
+        {
+            return Err(Invalid::new(
+                format!("apps[{i}].publishable_key"),
+                format!(
+                    "is the demo app's published key, which anyone can use; it is only served on \
+                     localhost, not on {public_origin}. Remove the demo app (`qr-bridge apps remove {}`) \
+                     and add your own with `qr-bridge apps add`",
+                    apps[i].id
+                ),
+            ));
+        }
         Ok(Settings {
             addr: self.addr,
             public_origin,
             store,
             session_ttl: self.session_ttl,
             site_root: self.site_root,
-            signing_key: self
-                .signing_key
-                .unwrap_or_else(|| self.data_dir.join("signing-key.pem")),
             data_dir: self.data_dir,
             token_ttl: self.token_ttl,
             home_app: match self.home_app {
@@ -237,6 +258,16 @@ impl File {
             },
         })
     }
+}
+
+/// Hosts only this machine reaches: where a well-known demo key harms nobody.
+fn is_local_host(host: &str) -> bool {
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -322,6 +353,26 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_demo_key_is_served_on_localhost_only() {
+        let demo = APP.replace("cli_demo_0123456789abcdef", DEMO_PUBLISHABLE_KEY);
+        assert!(Settings::from_toml(&demo).is_ok(), "the quick start works");
+        let local = format!("public_origin = \"http://127.0.0.1:3000\"\n{demo}");
+        assert!(Settings::from_toml(&local).is_ok());
+        let public = format!("public_origin = \"https://localhost.example\"\n{}", demo.replace("localhost\"", "localhost.example\""));
+        let err = message(&public);
+        assert!(
+            err.contains("apps[0].publishable_key") && err.contains("qr-bridge apps remove app_demo"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_old_signing_key_setting_says_what_to_do() {
+        let err = message(&format!("signing_key = \"data/k.pem\"\n{APP}"));
+        assert!(err.contains("qr-bridge keys import data/k.pem"), "{err}");
     }
 
     #[test]

@@ -74,7 +74,9 @@ impl ApiError {
             ApiError::PayloadTooLarge => {
                 (S::PAYLOAD_TOO_LARGE, "validation_error", self.to_string())
             }
-            ApiError::Auth(e @ (AuthError::MissingKey | AuthError::UnknownKey)) => {
+            ApiError::Auth(
+                e @ (AuthError::MissingKey | AuthError::UnknownKey | AuthError::SecretKeyRequired),
+            ) => {
                 (S::UNAUTHORIZED, "unauthorized", e.to_string())
             }
             ApiError::Auth(e @ (AuthError::OriginNotAllowed | AuthError::OriginRequired)) => {
@@ -107,9 +109,12 @@ impl ApiError {
                 BridgeError::CredentialNotFound => {
                     (S::NOT_FOUND, "qr_credential_not_found", sentence(e))
                 }
-                BridgeError::SignupClosed | BridgeError::ClaimedElsewhere(_) => {
-                    (S::FORBIDDEN, "forbidden", sentence(e))
-                }
+                BridgeError::SignupClosed
+                | BridgeError::ClaimedElsewhere(_)
+                | BridgeError::BrowserNamedUser
+                | BridgeError::ExternalIdTaken => (S::FORBIDDEN, "forbidden", sentence(e)),
+                BridgeError::SignupOnRegistration => (S::CONFLICT, "qr_invalid_state", sentence(e)),
+                BridgeError::UserGone => (S::NOT_FOUND, "qr_user_not_found", sentence(e)),
                 BridgeError::Passkey(p) => match p {
                     PasskeyError::ChallengeMismatch => {
                         (S::BAD_REQUEST, "challenge_mismatch", sentence(p))
@@ -131,7 +136,7 @@ impl ApiError {
                 BridgeError::Token(TokenError::Expired) => {
                     (S::UNAUTHORIZED, "session_expired", sentence(e))
                 }
-                BridgeError::Token(TokenError::Invalid) => {
+                BridgeError::Token(TokenError::Invalid | TokenError::Revoked) => {
                     (S::UNAUTHORIZED, "unauthorized", sentence(e))
                 }
                 BridgeError::Store(_) | BridgeError::Contended | BridgeError::Token(_) => (

@@ -10,9 +10,10 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::ApiError;
-use crate::apps::App;
+use crate::apps::{App, AuthError};
+use crate::secret;
 use crate::server::AppState;
-use crate::session::SessionId;
+use crate::session::{SessionId, StartedBy};
 
 /// The `:id` of the path, already a valid [`SessionId`].
 pub struct Id(pub SessionId);
@@ -32,20 +33,34 @@ fn header(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName) -> O
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The app a request speaks for, proven by `Authorization: Bearer <key>` and `Origin`.
-pub struct Caller(pub Arc<App>);
+/// The app a request speaks for, proven by `Authorization: Bearer <key>` and `Origin`, and
+/// whether its publishable key (a browser) or its secret key (its backend) proved it.
+pub struct Caller(pub Arc<App>, pub StartedBy);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let origin = header(&parts.headers, ORIGIN);
-        Ok(Caller(
-            state
-                .bridge
-                .apps()
-                .authenticate(bearer(&parts.headers), origin)?,
-        ))
+        let (app, by) = state
+            .bridge
+            .apps()
+            .authenticate(bearer(&parts.headers), origin)?;
+        Ok(Caller(app, by))
+    }
+}
+
+/// The app's backend, proven by its secret key: for what only the integrator's server may ask.
+pub struct Backend(pub Arc<App>);
+
+impl FromRequestParts<AppState> for Backend {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match Caller::from_request_parts(parts, state).await? {
+            Caller(app, StartedBy::Backend) => Ok(Backend(app)),
+            Caller(_, StartedBy::Browser) => Err(AuthError::SecretKeyRequired.into()),
+        }
     }
 }
 
@@ -121,6 +136,59 @@ where
         serde_json::from_slice(json).map(JsonBody).map_err(|e| {
             ApiError::Validation(format!("the body is not valid JSON for this endpoint: {e}"))
         })
+    }
+}
+
+/// `token` from an RFC 7662 / RFC 7009 request: a form body as the RFCs send it, or JSON.
+pub struct TokenParam(pub String);
+
+impl<S: Send + Sync> FromRequest<S> for TokenParam {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            token: String,
+        }
+        let form = header(req.headers(), CONTENT_TYPE).is_some_and(|ct| {
+            ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+        let body: Body = if form {
+            let axum::Form(body) = axum::Form::<Body>::from_request(req, state)
+                .await
+                .map_err(|e| match e.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+                    _ => ApiError::Validation("send the token as token=<session token>".into()),
+                })?;
+            body
+        } else {
+            JsonBody::<Body>::from_request(req, state).await?.0
+        };
+        Ok(TokenParam(body.token))
+    }
+}
+
+/// What names a phone that calls the API (an integrator's own approval page): its network,
+/// since that is all the SDK's calls carry. IPv6 phones are named by their /64, which their
+/// temporary addresses share.
+pub struct PhoneClaim(pub String);
+
+impl FromRequestParts<AppState> for PhoneClaim {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
+        let network = match ip.to_canonical() {
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+            std::net::IpAddr::V6(v6) => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        };
+        Ok(PhoneClaim(secret::digest(&format!("api-phone {network}"))))
     }
 }
 

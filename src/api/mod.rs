@@ -20,20 +20,23 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 pub use error::ApiError;
-use extract::{Bearer, Caller, ClientIp, Id, JsonBody, PollingToken};
+use extract::{Backend, Bearer, Caller, ClientIp, Id, JsonBody, PhoneClaim, PollingToken, TokenParam};
 
 use crate::apps::{App, Apps};
-use crate::bridge::{BridgeError, Observed, Opened, Start, Started as StartedSession, iso8601};
+use crate::bridge::{
+    BridgeError, Introspected, Observed, Opened, Start, Started as StartedSession, iso8601,
+};
 use crate::limits::Bucket;
 use crate::server::AppState;
 use crate::session::{
-    ApprovalContext, Kind, Requester, SessionId, State as SessionState, parse_external_user_id,
+    ApprovalContext, Kind, Requester, SessionId, State as SessionState,
+    parse_external_user_id,
 };
 use crate::store::StoreError;
 use crate::token::TokenError;
 use crate::wire::{
-    Context, ContextType, Envelope, InitRegistrationRequest, InitRequest, Started, Status,
-    Validated, VerifyRequest, WireStatus,
+    Context, ContextType, Envelope, InitRegistrationRequest, InitRequest, Introspection, Started,
+    Status, Validated, VerifyRequest, WireStatus,
 };
 
 /// Bodies here are at most a few kilobytes (a registration's attestation); more is a mistake or an attack.
@@ -57,6 +60,8 @@ pub fn routes(apps: &Apps) -> Router<AppState> {
         .route("/v1/auth/cross-device/cancel/{id}", post(cancel))
         .route("/v1/auth/cross-device/deny/{id}", post(deny))
         .route("/v1/sessions/validate", get(validate))
+        .route("/v1/sessions/introspect", post(introspect))
+        .route("/v1/sessions/revoke", post(revoke))
         .route("/v1/{*rest}", any(|| async { ApiError::RouteNotFound }))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -118,7 +123,7 @@ fn started(s: StartedSession) -> (StatusCode, Json<Envelope<Started>>) {
 
 async fn init(
     State(state): State<AppState>,
-    Caller(app): Caller,
+    Caller(app, started_by): Caller,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     JsonBody(body): JsonBody<InitRequest>,
@@ -137,14 +142,17 @@ async fn init(
         kind: Kind::Auth,
         approval_context,
         external_user_id: None,
+        started_by,
         requester: requester(&headers, ip),
     };
     Ok(started(state.bridge.start(&app, start).await?))
 }
 
+/// A browser's registration may only make a new account; the backend's (secret key) may add a
+/// passkey to the user it names. `Bridge::start` holds that line.
 async fn init_registration(
     State(state): State<AppState>,
-    Caller(app): Caller,
+    Caller(app, started_by): Caller,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     JsonBody(body): JsonBody<InitRegistrationRequest>,
@@ -163,6 +171,7 @@ async fn init_registration(
         kind: Kind::Registration,
         approval_context: None,
         external_user_id,
+        started_by,
         requester: requester(&headers, ip),
     };
     Ok(started(state.bridge.start(&app, start).await?))
@@ -255,13 +264,14 @@ fn context_body(app: &App, opened: Opened) -> Json<Envelope<Context>> {
 async fn context(
     State(state): State<AppState>,
     Id(id): Id,
-    Caller(app): Caller,
+    Caller(app, _): Caller,
     ClientIp(ip): ClientIp,
+    PhoneClaim(phone): PhoneClaim,
 ) -> Result<Json<Envelope<Context>>, ApiError> {
     state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
     Ok(context_body(
         &app,
-        state.bridge.open(&app, &id, None).await?,
+        state.bridge.open(&app, &id, &phone).await?,
     ))
 }
 
@@ -269,42 +279,45 @@ async fn context(
 async fn signup(
     State(state): State<AppState>,
     Id(id): Id,
-    Caller(app): Caller,
+    Caller(app, _): Caller,
     ClientIp(ip): ClientIp,
+    PhoneClaim(phone): PhoneClaim,
 ) -> Result<Json<Envelope<Context>>, ApiError> {
     state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
     Ok(context_body(
         &app,
-        state.bridge.open_signup(&app, &id, None).await?,
+        state.bridge.open_signup(&app, &id, &phone).await?,
     ))
 }
 
 async fn verify(
     State(state): State<AppState>,
-    Caller(app): Caller,
+    Caller(app, _): Caller,
     ClientIp(ip): ClientIp,
+    PhoneClaim(phone): PhoneClaim,
     JsonBody(body): JsonBody<VerifyRequest<PublicKeyCredential>>,
 ) -> Result<StatusCode, ApiError> {
     let id = SessionId::parse(&body.session_id)?;
     state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
     state
         .bridge
-        .verify(&app, &id, &body.credential, None)
+        .verify(&app, &id, &body.credential, &phone)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn verify_registration(
     State(state): State<AppState>,
-    Caller(app): Caller,
+    Caller(app, _): Caller,
     ClientIp(ip): ClientIp,
+    PhoneClaim(phone): PhoneClaim,
     JsonBody(body): JsonBody<VerifyRequest<RegisterPublicKeyCredential>>,
 ) -> Result<StatusCode, ApiError> {
     let id = SessionId::parse(&body.session_id)?;
     state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
     state
         .bridge
-        .verify_registration(&app, &id, &body.credential, None)
+        .verify_registration(&app, &id, &body.credential, &phone)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -323,24 +336,27 @@ async fn cancel(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Only the phone that opened the request may decline it.
 async fn deny(
     State(state): State<AppState>,
     Id(id): Id,
-    Caller(app): Caller,
+    Caller(app, _): Caller,
     ClientIp(ip): ClientIp,
+    PhoneClaim(phone): PhoneClaim,
 ) -> Result<StatusCode, ApiError> {
     state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
-    state.bridge.deny(&app, &id, None).await?;
+    state.bridge.deny(&app, &id, &phone).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `Authorization: Bearer <session token>`: whether this deployment issued it and it still holds.
+/// `Authorization: Bearer <session token>`: whether this deployment issued it and it still
+/// holds, and for which app. A backend must check `app_id` is its own (or use introspection).
 async fn validate(
     State(state): State<AppState>,
     Bearer(token): Bearer,
 ) -> Result<Json<Envelope<Validated>>, ApiError> {
     let token = token.ok_or(BridgeError::Token(TokenError::Invalid))?;
-    let claims = state.bridge.validate(&token)?;
+    let claims = state.bridge.validate(&token).await?;
     Ok(ok(Validated {
         valid: true,
         user_id: claims.user_id,
@@ -350,6 +366,41 @@ async fn validate(
     }))
 }
 
+/// RFC 7662 token introspection for the app's backend (secret key): `active` only for a live
+/// token issued to this same app. The answer is RFC 7662's bare object, not the envelope.
+async fn introspect(
+    State(state): State<AppState>,
+    Backend(app): Backend,
+    TokenParam(token): TokenParam,
+) -> Result<Json<Introspection>, ApiError> {
+    Ok(Json(match state.bridge.introspect(&app, &token).await? {
+        Introspected::Active(claims) => Introspection {
+            active: true,
+            token_type: Some("Bearer".into()),
+            client_id: Some(claims.app_id),
+            aud: Some(claims.aud),
+            iss: Some(claims.iss),
+            sub: Some(claims.sub),
+            user_id: Some(claims.user_id),
+            external_user_id: claims.external_user_id,
+            iat: Some(claims.iat),
+            exp: Some(claims.exp),
+            jti: Some(claims.jti),
+        },
+        Introspected::Inactive => Introspection::default(),
+    }))
+}
+
+/// RFC 7009 token revocation for the app's backend (secret key): 200 whatever the token was.
+async fn revoke(
+    State(state): State<AppState>,
+    Backend(app): Backend,
+    TokenParam(token): TokenParam,
+) -> Result<StatusCode, ApiError> {
+    state.bridge.revoke(&app, &token).await?;
+    Ok(StatusCode::OK)
+}
+
 async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(state.bridge.jwks().clone())
+    Json(state.bridge.jwks())
 }

@@ -175,6 +175,20 @@ pub enum Applied {
     Unchanged,
 }
 
+/// Who started a session, which decides what a registration may do (see the README's security model).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartedBy {
+    /// A browser with the app's publishable key: anyone can be that, so it may only ever create a
+    /// new account, never add a passkey to an existing one. Sessions stored without the field are
+    /// read as this, the less trusted of the two.
+    #[default]
+    Browser,
+    /// The app's backend with its secret key: it speaks for its users, so its registration may add
+    /// a passkey to the user it names.
+    Backend,
+}
+
 /// Everything the desktop decides when it starts a session.
 #[derive(Clone, Debug)]
 pub struct NewSession {
@@ -185,6 +199,7 @@ pub struct NewSession {
     pub polling_token_sha256: String,
     pub approval_context: Option<ApprovalContext>,
     pub external_user_id: Option<String>,
+    pub started_by: StartedBy,
     pub requester: Requester,
 }
 
@@ -216,9 +231,15 @@ impl Requester {
     }
 }
 
+/// Why a phone may not act on a session.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("this request is open on another device")]
-pub struct ClaimedElsewhere;
+pub enum ClaimedElsewhere {
+    #[error("this request is open on another device")]
+    ByAnother,
+    /// Only the phone that opened a request has seen it, so only it may decline it.
+    #[error("open the request on the phone before declining it")]
+    NotOpened,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
@@ -240,6 +261,8 @@ pub struct Session {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     session_token: Option<SessionToken>,
     #[serde(default)]
+    pub started_by: StartedBy,
+    #[serde(default)]
     pub requester: Requester,
     /// A digest naming the browser that first opened the approval page (see [`Session::claim`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -258,6 +281,7 @@ impl Session {
             polling_token_sha256: new.polling_token_sha256,
             approval_context: new.approval_context,
             external_user_id: new.external_user_id,
+            started_by: new.started_by,
             user_id: None,
             session_token: None,
             requester: new.requester,
@@ -265,24 +289,33 @@ impl Session {
         }
     }
 
-    /// The first browser to open the approval page claims the session, and from then on only it
-    /// may act on it (RFC 8628 §5.5: a watcher cannot approve what someone else scanned). `by` is
-    /// that browser's claim, or `None` for callers without one (the API), who may act only on a
-    /// session nobody has claimed.
-    pub fn claim(&mut self, by: Option<&str>) -> Result<(), ClaimedElsewhere> {
+    /// The first phone to open the approval page claims the session, and from then on only it
+    /// may act on it (RFC 8628 §5.5: a watcher cannot approve what someone else scanned). `by`
+    /// names that phone: a secret of its browser session on the hosted page, its network for
+    /// the API (what the SDK's calls carry).
+    pub fn claim(&mut self, by: &str) -> Result<(), ClaimedElsewhere> {
         self.check_claim(by)?;
         if self.claimed_by.is_none() {
-            self.claimed_by = by.map(str::to_owned);
+            self.claimed_by = Some(by.to_owned());
         }
         Ok(())
     }
 
     /// Whether `by` may act on this session, without claiming it.
-    pub fn check_claim(&self, by: Option<&str>) -> Result<(), ClaimedElsewhere> {
-        match (self.claimed_by.as_deref(), by) {
-            (None, _) => Ok(()),
-            (Some(owner), Some(by)) if owner == by => Ok(()),
-            _ => Err(ClaimedElsewhere),
+    pub fn check_claim(&self, by: &str) -> Result<(), ClaimedElsewhere> {
+        match self.claimed_by.as_deref() {
+            Some(owner) if owner != by => Err(ClaimedElsewhere::ByAnother),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `by` is the phone that opened this session: what declining needs, so that knowing
+    /// a session id is not enough to stop someone else's sign-in.
+    pub fn check_opened_by(&self, by: &str) -> Result<(), ClaimedElsewhere> {
+        match self.claimed_by.as_deref() {
+            None => Err(ClaimedElsewhere::NotOpened),
+            Some(owner) if owner != by => Err(ClaimedElsewhere::ByAnother),
+            Some(_) => Ok(()),
         }
     }
 
@@ -378,6 +411,7 @@ mod tests {
                 polling_token_sha256: "00".repeat(32),
                 approval_context: None,
                 external_user_id: None,
+                started_by: StartedBy::Browser,
                 requester: Requester::default(),
             },
             T0,
@@ -532,27 +566,21 @@ mod tests {
     }
 
     #[test]
-    fn the_first_browser_claims_the_session() {
+    fn the_first_phone_claims_the_session() {
         let mut s = fresh();
+        assert_eq!(s.check_claim("phone-a"), Ok(()), "anyone may open an unclaimed session");
         assert_eq!(
-            s.claim(None),
-            Ok(()),
-            "the API may act on an unclaimed session"
+            s.check_opened_by("phone-a"),
+            Err(ClaimedElsewhere::NotOpened),
+            "but nobody may decline what nobody opened"
         );
-        assert_eq!(s.claim(Some("phone-a")), Ok(()));
-        assert_eq!(
-            s.claim(Some("phone-a")),
-            Ok(()),
-            "a reload is the same browser"
-        );
-        assert_eq!(s.claim(Some("phone-b")), Err(ClaimedElsewhere));
-        assert_eq!(s.check_claim(Some("phone-b")), Err(ClaimedElsewhere));
-        assert_eq!(
-            s.check_claim(None),
-            Err(ClaimedElsewhere),
-            "nor may the API, once claimed"
-        );
-        assert_eq!(s.check_claim(Some("phone-a")), Ok(()));
+        assert_eq!(s.claim("phone-a"), Ok(()));
+        assert_eq!(s.claim("phone-a"), Ok(()), "a reload is the same phone");
+        assert_eq!(s.claim("phone-b"), Err(ClaimedElsewhere::ByAnother));
+        assert_eq!(s.check_claim("phone-b"), Err(ClaimedElsewhere::ByAnother));
+        assert_eq!(s.check_opened_by("phone-b"), Err(ClaimedElsewhere::ByAnother));
+        assert_eq!(s.check_claim("phone-a"), Ok(()));
+        assert_eq!(s.check_opened_by("phone-a"), Ok(()));
     }
 
     #[test]

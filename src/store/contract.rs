@@ -54,6 +54,7 @@ fn new_session(now: Timestamp, ttl: Duration) -> Session {
             polling_token_sha256: "ab".repeat(32),
             approval_context: None,
             external_user_id: None,
+            started_by: crate::session::StartedBy::Browser,
             requester: crate::session::Requester::default(),
         },
         now,
@@ -254,17 +255,11 @@ async fn users_are_found_by_id_and_external_id_within_their_app(store: Arc<dyn S
         now,
     );
     let anon = User::new(uuid::Uuid::new_v4(), "app_a", None, now);
-    store.save_user(&ada).await.unwrap();
-    store.save_user(&anon).await.unwrap();
-    assert_eq!(
-        store
-            .load_user("app_a", &ada.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .external_user_id,
-        ada.external_user_id
-    );
+    assert_eq!(store.create_user(&ada).await.unwrap(), Created::Done);
+    assert_eq!(store.create_user(&anon).await.unwrap(), Created::Done);
+    let loaded = store.load_user("app_a", &ada.id).await.unwrap().unwrap();
+    assert_eq!(loaded.user.external_user_id, ada.external_user_id);
+    assert_eq!(loaded.rev, 1);
     assert_eq!(
         store
             .find_user_by_external_id("app_a", "ada@a.test")
@@ -292,6 +287,119 @@ async fn users_are_found_by_id_and_external_id_within_their_app(store: Arc<dyn S
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+async fn an_external_id_names_one_user_per_app(store: Arc<dyn Store>) {
+    let now = store.now().await.unwrap();
+    let first = User::new(uuid::Uuid::new_v4(), "app_a", Some("bob".into()), now);
+    let second = User::new(uuid::Uuid::new_v4(), "app_a", Some("bob".into()), now);
+    assert_eq!(store.create_user(&first).await.unwrap(), Created::Done);
+    assert_eq!(
+        store.create_user(&second).await.unwrap(),
+        Created::ExternalIdTaken
+    );
+    assert!(
+        store.load_user("app_a", &second.id).await.unwrap().is_none(),
+        "a refused user leaves nothing behind"
+    );
+    assert_eq!(
+        store.create_user(&first).await.unwrap(),
+        Created::Exists,
+        "nor is an existing user overwritten"
+    );
+    let elsewhere = User::new(uuid::Uuid::new_v4(), "app_b", Some("bob".into()), now);
+    assert_eq!(
+        store.create_user(&elsewhere).await.unwrap(),
+        Created::Done,
+        "external ids are unique within an app"
+    );
+    assert_eq!(
+        store
+            .find_user_by_external_id("app_a", "bob")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        first.id
+    );
+}
+
+async fn concurrent_creators_of_one_external_id_have_one_winner(store: Arc<dyn Store>) {
+    let now = store.now().await.unwrap();
+    let attempts = (0..8).map(|_| {
+        let store = store.clone();
+        let user = User::new(uuid::Uuid::new_v4(), "app_a", Some("race".into()), now);
+        tokio::spawn(async move { store.create_user(&user).await.unwrap() })
+    });
+    let outcomes = futures::future::join_all(attempts).await;
+    let won = outcomes
+        .iter()
+        .filter(|o| *o.as_ref().unwrap() == Created::Done)
+        .count();
+    assert_eq!(won, 1, "{outcomes:?}");
+}
+
+async fn replace_user_is_a_compare_and_set(store: Arc<dyn Store>) {
+    let now = store.now().await.unwrap();
+    let mut user = User::new(uuid::Uuid::new_v4(), "app_a", Some("cas".into()), now);
+    assert_eq!(store.create_user(&user).await.unwrap(), Created::Done);
+    user.created_at = Timestamp::from_millis(7);
+    assert_eq!(
+        store.replace_user(&user, 2).await.unwrap(),
+        Replaced::Stale
+    );
+    assert_eq!(store.replace_user(&user, 1).await.unwrap(), Replaced::Done);
+    assert_eq!(
+        store.replace_user(&user, 1).await.unwrap(),
+        Replaced::Stale,
+        "a revision is written once"
+    );
+    let loaded = store.load_user("app_a", &user.id).await.unwrap().unwrap();
+    assert_eq!((loaded.rev, loaded.user.created_at), (2, user.created_at));
+    let stranger = User::new(uuid::Uuid::new_v4(), "app_a", None, now);
+    assert_eq!(
+        store.replace_user(&stranger, 1).await.unwrap(),
+        Replaced::Gone
+    );
+}
+
+async fn keys_are_saved_by_version(store: Arc<dyn Store>) {
+    assert_eq!(store.load_keys().await.unwrap(), None);
+    assert!(!store.save_keys(r#"{"keys":[]}"#, 2).await.unwrap());
+    assert!(store.save_keys(r#"{"keys":[1]}"#, 1).await.unwrap());
+    assert!(
+        !store.save_keys(r#"{"keys":[2]}"#, 1).await.unwrap(),
+        "of two first writers, one wins"
+    );
+    let stored = store.load_keys().await.unwrap().unwrap();
+    assert_eq!(stored.version, 1);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stored.json).unwrap(),
+        serde_json::json!({"keys": [1]})
+    );
+    assert!(store.save_keys(r#"{"keys":[3]}"#, 2).await.unwrap());
+    assert_eq!(store.load_keys().await.unwrap().unwrap().version, 2);
+}
+
+async fn a_revocation_lasts_until_its_token_would_expire(store: Arc<dyn Store>) {
+    let now = store.now().await.unwrap();
+    assert!(!store.is_token_revoked("jti-a").await.unwrap());
+    store
+        .revoke_token("jti-a", now.plus(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    store
+        .revoke_token("jti-b", now.plus(Duration::from_millis(100)))
+        .await
+        .unwrap();
+    assert!(store.is_token_revoked("jti-a").await.unwrap());
+    assert!(!store.is_token_revoked("jti-c").await.unwrap());
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(store.is_token_revoked("jti-a").await.unwrap());
+    assert!(
+        !store.is_token_revoked("jti-b").await.unwrap(),
+        "forgotten once the token is dead anyway"
     );
 }
 
@@ -353,6 +461,11 @@ contract!(
     concurrent_takers_of_one_ceremony_have_one_winner,
     a_ceremony_ends_with_its_session,
     users_are_found_by_id_and_external_id_within_their_app,
+    an_external_id_names_one_user_per_app,
+    concurrent_creators_of_one_external_id_have_one_winner,
+    replace_user_is_a_compare_and_set,
+    keys_are_saved_by_version,
+    a_revocation_lasts_until_its_token_would_expire,
     a_write_is_announced_to_its_subscribers_only,
 );
 
@@ -404,24 +517,36 @@ async fn embedded_users_survive_a_restart() {
     );
     {
         let store = MemoryStore::open(dir.path()).unwrap();
-        store.save_user(&user).await.unwrap();
+        store.create_user(&user).await.unwrap();
+        let mut changed = user.clone();
+        changed.created_at = Timestamp::from_millis(2);
+        store.replace_user(&changed, 1).await.unwrap();
+        assert!(store.save_keys(r#"{"keys":[]}"#, 1).await.unwrap());
     }
     let reopened = MemoryStore::open(dir.path()).unwrap();
-    assert_eq!(
-        reopened
-            .find_user_by_external_id("app_a", "ada")
-            .await
-            .unwrap()
-            .unwrap()
-            .id,
-        user.id
-    );
-    // Only the finished file is ever in place: no temporary file is left beside it.
-    let names: Vec<_> = std::fs::read_dir(dir.path())
+    let found = reopened
+        .find_user_by_external_id("app_a", "ada")
+        .await
         .unwrap()
-        .map(|e| e.unwrap().file_name())
+        .unwrap();
+    assert_eq!((found.id, found.created_at), (user.id, Timestamp::from_millis(2)));
+    assert_eq!(reopened.load_keys().await.unwrap().unwrap().version, 1);
+    // Only the finished files are ever in place: no temporary file is left beside them.
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(names, ["users.json"]);
+    names.sort();
+    assert_eq!(names, ["signing-keys.json", "users.json"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("signing-keys.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "private keys are the owner's only");
+    }
 }
 
 #[tokio::test]
@@ -433,7 +558,7 @@ async fn redis_users_never_expire() {
         Some("ada".into()),
         store.now().await.unwrap(),
     );
-    store.save_user(&user).await.unwrap();
+    store.create_user(&user).await.unwrap();
     let prefix = &cleanup.as_ref().unwrap().0;
     let client = ::redis::Client::open(redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use super::{
-    CHANNEL_DEPTH, KEPT_AFTER_EXPIRY, Loaded, Notice, Replaced, Store, StoreError, Subscription,
-    decode, encode,
+    CHANNEL_DEPTH, Created, KEPT_AFTER_EXPIRY, Loaded, LoadedUser, Notice, Replaced, Store,
+    StoreError, StoredKeys, Subscription, decode, encode,
 };
 use crate::passkey::{Ceremony, User};
 use crate::session::{Session, SessionId, Timestamp, UserId};
@@ -21,11 +21,17 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 const USERS_FILE: &str = "users.json";
 
+/// The signing keys, apart from the users: `qr-bridge keys` rewrites this file while the bridge
+/// runs, and the bridge reads it again on every refresh.
+const KEYS_FILE: &str = "signing-keys.json";
+
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
     /// Where users are written; `None` keeps them in memory only (tests).
     users_file: Option<PathBuf>,
+    /// Where the signing keys are kept; `None` keeps them in memory only (tests).
+    keys_file: Option<PathBuf>,
     /// Serialises file writes so that a newer snapshot is never overwritten by an older one.
     write_lock: tokio::sync::Mutex<()>,
     /// One channel per watched session; shared with the subscriptions, which remove it when the
@@ -40,8 +46,13 @@ struct Inner {
     sessions: HashMap<SessionId, Box<Entry>>,
     /// Ceremonies are kept as JSON, as in Redis, so both stores hand out a fresh value on take.
     ceremonies: HashMap<SessionId, (String, Timestamp)>,
-    users: HashMap<(String, UserId), User>,
+    /// Each user with its revision.
+    users: HashMap<(String, UserId), (User, u64)>,
     external_ids: HashMap<(String, String), UserId>,
+    /// Revoked token ids, until the tokens would have expired anyway.
+    revoked: HashMap<String, Timestamp>,
+    /// The key ring when there is no keys file.
+    keys: Option<StoredKeys>,
     last_sweep: u64,
 }
 
@@ -86,6 +97,7 @@ impl MemoryStore {
         let path = data_dir.join(USERS_FILE);
         let store = MemoryStore {
             users_file: Some(path.clone()),
+            keys_file: Some(data_dir.join(KEYS_FILE)),
             ..MemoryStore::default()
         };
         match std::fs::read_to_string(&path) {
@@ -93,7 +105,7 @@ impl MemoryStore {
                 let users: Vec<User> = decode(&path.display().to_string(), &text)?;
                 let mut inner = store.lock();
                 for user in users {
-                    inner.index(user);
+                    inner.index(user, 1);
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -125,18 +137,57 @@ impl Inner {
         if now.as_millis().saturating_sub(self.last_sweep) >= SWEEP_EVERY.as_millis() as u64 {
             self.sessions.retain(|_, e| now < dropped_at(&e.session));
             self.ceremonies.retain(|_, (_, until)| now < *until);
+            self.revoked.retain(|_, until| now < *until);
             self.last_sweep = now.as_millis();
         }
     }
 
-    fn index(&mut self, user: User) {
+    fn index(&mut self, user: User, rev: u64) {
         if let Some(external) = &user.external_user_id {
             self.external_ids
                 .insert((user.app_id.clone(), external.clone()), user.id.clone());
         }
         self.users
-            .insert((user.app_id.clone(), user.id.clone()), user);
+            .insert((user.app_id.clone(), user.id.clone()), (user, rev));
     }
+}
+
+impl MemoryStore {
+    /// Writes every user to the file, after the change just made under the lock.
+    async fn persist_users(&self) -> Result<(), StoreError> {
+        let Some(path) = self.users_file.clone() else {
+            return Ok(());
+        };
+        let _writing = self.write_lock.lock().await;
+        // The snapshot is taken under the write lock, after this change, so the file written last
+        // always holds every change made before it.
+        let snapshot: Vec<User> = self.lock().users.values().map(|(u, _)| u.clone()).collect();
+        let text = encode(&snapshot)?;
+        tokio::task::spawn_blocking(move || write_atomically(&path, &text))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    fn read_keys_file(path: &Path) -> Result<Option<StoredKeys>, StoreError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let file: KeysFile = decode(&path.display().to_string(), &text)?;
+                Ok(Some(StoredKeys {
+                    json: file.ring.to_string(),
+                    version: file.version,
+                }))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(path, e)),
+        }
+    }
+}
+
+/// The keys file: the ring as the token module wrote it, and its version.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeysFile {
+    version: u64,
+    ring: serde_json::Value,
 }
 
 #[async_trait]
@@ -228,12 +279,15 @@ impl Store for MemoryStore {
         }
     }
 
-    async fn load_user(&self, app_id: &str, id: &UserId) -> Result<Option<User>, StoreError> {
+    async fn load_user(&self, app_id: &str, id: &UserId) -> Result<Option<LoadedUser>, StoreError> {
         Ok(self
             .lock()
             .users
             .get(&(app_id.to_owned(), id.clone()))
-            .cloned())
+            .map(|(user, rev)| LoadedUser {
+                user: user.clone(),
+                rev: *rev,
+            }))
     }
 
     async fn find_user_by_external_id(
@@ -247,22 +301,106 @@ impl Store for MemoryStore {
             .get(&(app_id.to_owned(), external_user_id.to_owned()));
         Ok(id
             .and_then(|id| inner.users.get(&(app_id.to_owned(), id.clone())))
-            .cloned())
+            .map(|(user, _)| user.clone()))
     }
 
-    async fn save_user(&self, user: &User) -> Result<(), StoreError> {
-        self.lock().index(user.clone());
-        let Some(path) = self.users_file.clone() else {
-            return Ok(());
+    async fn create_user(&self, user: &User) -> Result<Created, StoreError> {
+        {
+            let mut inner = self.lock();
+            if let Some(external) = &user.external_user_id
+                && inner
+                    .external_ids
+                    .contains_key(&(user.app_id.clone(), external.clone()))
+            {
+                return Ok(Created::ExternalIdTaken);
+            }
+            if inner
+                .users
+                .contains_key(&(user.app_id.clone(), user.id.clone()))
+            {
+                return Ok(Created::Exists);
+            }
+            inner.index(user.clone(), 1);
+        }
+        self.persist_users().await?;
+        Ok(Created::Done)
+    }
+
+    async fn replace_user(&self, user: &User, rev: u64) -> Result<Replaced, StoreError> {
+        {
+            let mut inner = self.lock();
+            let key = (user.app_id.clone(), user.id.clone());
+            let Some((current, current_rev)) = inner.users.get_mut(&key) else {
+                return Ok(Replaced::Gone);
+            };
+            if *current_rev != rev {
+                return Ok(Replaced::Stale);
+            }
+            if current.external_user_id != user.external_user_id {
+                return Err(StoreError::Corrupt(format!(
+                    "user {}: the external_user_id of a user never changes",
+                    user.id
+                )));
+            }
+            *current = user.clone();
+            *current_rev = rev + 1;
+        }
+        self.persist_users().await?;
+        Ok(Replaced::Done)
+    }
+
+    async fn load_keys(&self) -> Result<Option<StoredKeys>, StoreError> {
+        match &self.keys_file {
+            Some(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || Self::read_keys_file(&path))
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            }
+            None => Ok(self.lock().keys.clone()),
+        }
+    }
+
+    async fn save_keys(&self, json: &str, version: u64) -> Result<bool, StoreError> {
+        let Some(path) = self.keys_file.clone() else {
+            let mut inner = self.lock();
+            let stored = inner.keys.as_ref().map_or(0, |k| k.version);
+            if stored + 1 != version {
+                return Ok(false);
+            }
+            inner.keys = Some(StoredKeys {
+                json: json.to_owned(),
+                version,
+            });
+            return Ok(true);
         };
+        let ring: serde_json::Value = decode("key ring", json)?;
+        let text = encode(&KeysFile { version, ring })?;
+        // Within this process the write lock orders writers; between the bridge and the
+        // `qr-bridge keys` command, the version check just before the rename does (rotations are
+        // rare and made by hand, so that narrow window is accepted).
         let _writing = self.write_lock.lock().await;
-        // The snapshot is taken under the write lock, after this change, so the file written last
-        // always holds every change made before it.
-        let snapshot: Vec<User> = self.lock().users.values().cloned().collect();
-        let text = encode(&snapshot)?;
-        tokio::task::spawn_blocking(move || write_atomically(&path, &text))
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            let stored = Self::read_keys_file(&path)?.map_or(0, |k| k.version);
+            if stored + 1 != version {
+                return Ok(false);
+            }
+            // The temporary file behind the rename is made readable by its owner only.
+            write_atomically(&path, &text)?;
+            Ok(true)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    async fn revoke_token(&self, jti: &str, until: Timestamp) -> Result<(), StoreError> {
+        self.lock().revoked.insert(jti.to_owned(), until);
+        Ok(())
+    }
+
+    async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let now = clock();
+        Ok(self.lock().revoked.get(jti).is_some_and(|until| now < *until))
     }
 
     async fn subscribe(&self, id: &SessionId) -> Result<Subscription, StoreError> {

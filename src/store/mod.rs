@@ -101,6 +101,31 @@ pub enum Replaced {
     Expired,
 }
 
+/// A user as stored, with the revision [`Store::replace_user`] compares against.
+#[derive(Clone, Debug)]
+pub struct LoadedUser {
+    pub user: User,
+    pub rev: u64,
+}
+
+/// The result of creating a user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Created {
+    Done,
+    /// Another user of the app already has this `external_user_id`; nothing was written.
+    ExternalIdTaken,
+    /// A user with this id exists already; nothing was written.
+    Exists,
+}
+
+/// The signing-key ring as stored (JSON, see `token::KeyRing`), with the version that
+/// [`Store::save_keys`] compares against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredKeys {
+    pub json: String,
+    pub version: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store unavailable: {0}")]
@@ -143,7 +168,7 @@ pub trait Store: Send + Sync + 'static {
     /// Takes the ceremony out in one atomic step: of two concurrent callers, one gets it.
     async fn take_ceremony(&self, id: &SessionId) -> Result<Option<Ceremony>, StoreError>;
 
-    async fn load_user(&self, app_id: &str, id: &UserId) -> Result<Option<User>, StoreError>;
+    async fn load_user(&self, app_id: &str, id: &UserId) -> Result<Option<LoadedUser>, StoreError>;
 
     async fn find_user_by_external_id(
         &self,
@@ -151,8 +176,26 @@ pub trait Store: Send + Sync + 'static {
         external_user_id: &str,
     ) -> Result<Option<User>, StoreError>;
 
-    /// Saves a user durably (no expiry), with its `external_user_id` index.
-    async fn save_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Saves a new user durably (no expiry) at revision 1, with its `external_user_id` index, in
+    /// one atomic step that refuses an id or an external id already taken: of two registrations
+    /// racing for one external id, exactly one creates the user.
+    async fn create_user(&self, user: &User) -> Result<Created, StoreError>;
+
+    /// Writes `user` if its stored revision is still `rev`, atomically; the `external_user_id`
+    /// of a user never changes.
+    async fn replace_user(&self, user: &User, rev: u64) -> Result<Replaced, StoreError>;
+
+    /// The deployment's signing keys, shared by every instance on this store.
+    async fn load_keys(&self) -> Result<Option<StoredKeys>, StoreError>;
+
+    /// Writes the key ring as `version` if the stored one is still `version - 1` (nothing stored
+    /// for version 1); `false` when another writer came first.
+    async fn save_keys(&self, json: &str, version: u64) -> Result<bool, StoreError>;
+
+    /// Remembers until `until` that the token with this `jti` was revoked.
+    async fn revoke_token(&self, jti: &str, until: Timestamp) -> Result<(), StoreError>;
+
+    async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
 
     /// Notices of every write to one session, from whichever instance made it. Subscribe before
     /// reading, so that no change can fall between the read and the subscription.

@@ -6,17 +6,24 @@
 //!   `PEXPIREAT` on Redis's own clock;
 //! - `<prefix>:{<session id>}:ceremony`: the pending WebAuthn ceremony, taken with `GETDEL`;
 //! - `<prefix>:{<session id>}:events`: the pub/sub channel every write of the session announces;
-//! - `<prefix>:app:{<app id>}:user:<user id>`: a user and their passkeys as JSON, no expiry;
-//! - `<prefix>:app:{<app id>}:ext:<external user id>`: the user id it maps to, no expiry.
+//! - `<prefix>:app:{<app id>}:user:<user id>`: a hash with `rev` and `body` (the user and their
+//!   passkeys as JSON), no expiry, changed only by compare-and-set;
+//! - `<prefix>:app:{<app id>}:ext:<external user id>`: the user id it maps to, no expiry, written
+//!   in the same script that creates the user;
+//! - `<prefix>:signing-keys`: a hash with `version` and `ring` (the signing keys as JSON);
+//! - `<prefix>:revoked:{<token id>}`: present while a revoked token would still be valid.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, FromRedisValue, Pipeline, RedisError, Script, ScriptInvocation};
+use redis::{Cmd, FromRedisValue, RedisError, Script, ScriptInvocation};
 
 use super::pubsub::Hub;
-use super::{KEPT_AFTER_EXPIRY, Loaded, Replaced, Store, StoreError, Subscription, decode, encode};
+use super::{
+    Created, KEPT_AFTER_EXPIRY, Loaded, LoadedUser, Replaced, Store, StoreError, StoredKeys,
+    Subscription, decode, encode,
+};
 
 use crate::passkey::{Ceremony, User};
 use crate::session::{Session, SessionId, Timestamp, UserId};
@@ -51,11 +58,38 @@ redis.call('PUBLISH', ARGV[3], rev)
 return 1
 ";
 
+/// Creates a user and claims its external id in one step, refusing either if taken. KEYS[2] is
+/// the external id's key, absent for a user without one; both share the app's hash tag.
+const CREATE_USER: &str = r"
+if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+redis.call('HSET', KEYS[1], 'rev', '1', 'body', ARGV[1])
+if KEYS[2] then redis.call('SET', KEYS[2], ARGV[2]) end
+return 1
+";
+
+/// Compare-and-set of a user on its revision.
+const REPLACE_USER: &str = r"
+local rev = redis.call('HGET', KEYS[1], 'rev')
+if not rev then return -1 end
+if rev ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'body', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'rev', 1)
+return 1
+";
+
+/// Compare-and-set of the key ring on its version (0 when none is stored yet).
+const SAVE_KEYS: &str = r"
+local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if version + 1 ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'ring', ARGV[2])
+return 1
+";
+
 /// What [`RedisStore::run`] can send.
 #[derive(Clone, Copy)]
 enum Command<'a> {
     One(&'a Cmd),
-    Pipeline(&'a Pipeline),
     Script(&'a ScriptInvocation<'a>),
 }
 
@@ -65,6 +99,9 @@ pub struct RedisStore {
     insert: Script,
     load: Script,
     replace: Script,
+    create_user: Script,
+    replace_user: Script,
+    save_keys: Script,
     hub: Hub,
 }
 
@@ -100,6 +137,9 @@ impl RedisStore {
             insert: Script::new(INSERT),
             load: Script::new(LOAD),
             replace: Script::new(REPLACE),
+            create_user: Script::new(CREATE_USER),
+            replace_user: Script::new(REPLACE_USER),
+            save_keys: Script::new(SAVE_KEYS),
             hub: Hub::start(client),
         })
     }
@@ -135,7 +175,6 @@ impl RedisStore {
             let mut conn = self.conn.clone();
             let result = match command {
                 Command::One(cmd) => cmd.query_async(&mut conn).await,
-                Command::Pipeline(pipe) => pipe.query_async(&mut conn).await,
                 Command::Script(script) => script.invoke_async(&mut conn).await,
             };
             match result {
@@ -150,6 +189,14 @@ impl RedisStore {
 
     fn external_key(&self, app_id: &str, external_user_id: &str) -> String {
         format!("{}:app:{{{app_id}}}:ext:{external_user_id}", self.prefix)
+    }
+
+    fn keys_key(&self) -> String {
+        format!("{}:signing-keys", self.prefix)
+    }
+
+    fn revoked_key(&self, jti: &str) -> String {
+        format!("{}:revoked:{{{jti}}}", self.prefix)
     }
 }
 
@@ -230,11 +277,17 @@ impl Store for RedisStore {
         json.map(|j| decode("ceremony", &j)).transpose()
     }
 
-    async fn load_user(&self, app_id: &str, id: &UserId) -> Result<Option<User>, StoreError> {
-        let mut get = redis::cmd("GET");
-        get.arg(self.user_key(app_id, id));
-        let json: Option<String> = self.run(Command::One(&get)).await?;
-        json.map(|j| decode(&format!("user {id}"), &j)).transpose()
+    async fn load_user(&self, app_id: &str, id: &UserId) -> Result<Option<LoadedUser>, StoreError> {
+        let mut get = redis::cmd("HMGET");
+        get.arg(self.user_key(app_id, id)).arg("rev").arg("body");
+        let (rev, body): (Option<u64>, Option<String>) = self.run(Command::One(&get)).await?;
+        let (Some(rev), Some(body)) = (rev, body) else {
+            return Ok(None);
+        };
+        Ok(Some(LoadedUser {
+            user: decode(&format!("user {id}"), &body)?,
+            rev,
+        }))
     }
 
     async fn find_user_by_external_id(
@@ -246,25 +299,69 @@ impl Store for RedisStore {
         get.arg(self.external_key(app_id, external_user_id));
         let id: Option<String> = self.run(Command::One(&get)).await?;
         match id {
-            Some(id) => self.load_user(app_id, &UserId::new(id)).await,
+            Some(id) => Ok(self
+                .load_user(app_id, &UserId::new(id))
+                .await?
+                .map(|loaded| loaded.user)),
             None => Ok(None),
         }
     }
 
-    async fn save_user(&self, user: &User) -> Result<(), StoreError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("SET")
-            .arg(self.user_key(&user.app_id, &user.id))
-            .arg(encode(user)?)
-            .ignore();
+    async fn create_user(&self, user: &User) -> Result<Created, StoreError> {
+        let mut script = self.create_user.key(self.user_key(&user.app_id, &user.id));
         if let Some(external) = &user.external_user_id {
-            pipe.cmd("SET")
-                .arg(self.external_key(&user.app_id, external))
-                .arg(user.id.as_str())
-                .ignore();
+            script.key(self.external_key(&user.app_id, external));
         }
-        self.run(Command::Pipeline(&pipe)).await
+        script.arg(encode(user)?).arg(user.id.as_str());
+        let outcome: i64 = self.run(Command::Script(&script)).await?;
+        Ok(match outcome {
+            1 => Created::Done,
+            0 => Created::ExternalIdTaken,
+            _ => Created::Exists,
+        })
+    }
+
+    async fn replace_user(&self, user: &User, rev: u64) -> Result<Replaced, StoreError> {
+        let mut script = self
+            .replace_user
+            .key(self.user_key(&user.app_id, &user.id));
+        script.arg(rev).arg(encode(user)?);
+        let outcome: i64 = self.run(Command::Script(&script)).await?;
+        Ok(match outcome {
+            1 => Replaced::Done,
+            0 => Replaced::Stale,
+            _ => Replaced::Gone,
+        })
+    }
+
+    async fn load_keys(&self) -> Result<Option<StoredKeys>, StoreError> {
+        let mut get = redis::cmd("HMGET");
+        get.arg(self.keys_key()).arg("version").arg("ring");
+        let (version, json): (Option<u64>, Option<String>) = self.run(Command::One(&get)).await?;
+        Ok(version.zip(json).map(|(version, json)| StoredKeys { json, version }))
+    }
+
+    async fn save_keys(&self, json: &str, version: u64) -> Result<bool, StoreError> {
+        let mut script = self.save_keys.key(self.keys_key());
+        script.arg(version).arg(json);
+        let saved: i64 = self.run(Command::Script(&script)).await?;
+        Ok(saved == 1)
+    }
+
+    async fn revoke_token(&self, jti: &str, until: Timestamp) -> Result<(), StoreError> {
+        let mut set = redis::cmd("SET");
+        set.arg(self.revoked_key(jti))
+            .arg(1)
+            .arg("PXAT")
+            .arg(until.as_millis());
+        self.run(Command::One(&set)).await
+    }
+
+    async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(self.revoked_key(jti));
+        let n: i64 = self.run(Command::One(&exists)).await?;
+        Ok(n == 1)
     }
 
     async fn subscribe(&self, id: &SessionId) -> Result<Subscription, StoreError> {

@@ -79,13 +79,12 @@ async fn a_passkey_survives_a_restart_of_the_embedded_bridge() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bridge.toml");
     std::fs::write(&config, crate::helpers::settings_toml("5m", dir.path(), "")).unwrap();
-    let key = dir.path().join("signing-key.pem");
-    std::fs::remove_file(&key).unwrap();
+    let keys = dir.path().join("signing-keys.json");
 
     let (mut first, line) = serve(&config, &[]).expect("serves");
     assert!(
-        key.exists(),
-        "the embedded bridge makes its signing key on first start"
+        keys.exists(),
+        "the embedded bridge makes its signing keys on first start"
     );
     let client = Client::new(&format!("http://{}", listening_on(&line)));
     let mut phone = Phone::new();
@@ -128,27 +127,47 @@ async fn a_passkey_survives_a_restart_of_the_embedded_bridge() {
     second.wait().unwrap();
 }
 
+/// `(kid, role)` of every key, as `qr-bridge keys list --json` prints them.
+fn key_roles(config: &Path) -> Vec<(String, String)> {
+    let out = qr_bridge(config, &["keys", "list", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["kid"].as_str().unwrap().into(), k["role"].as_str().unwrap().into()))
+        .collect()
+}
+
+fn kid_with(roles: &[(String, String)], role: &str) -> String {
+    roles.iter().find(|(_, r)| r == role).unwrap().0.clone()
+}
+
 #[test]
-fn keys_generate_writes_a_key_once() {
+fn keys_rotate_and_import_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("k.pem");
-    let out = qr_bridge(
-        &dir.path().join("none.toml"),
-        &["keys", "generate", path.to_str().unwrap()],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pem = std::fs::read_to_string(&path).unwrap();
-    assert!(qr_bridge::token::Tokens::from_pem(&pem, std::time::Duration::from_secs(60)).is_ok());
-    let again = qr_bridge(
-        &dir.path().join("none.toml"),
-        &["keys", "generate", path.to_str().unwrap()],
-    );
-    assert!(!again.status.success(), "never replaces a key");
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), pem);
+    let (config, _) = base_config(dir.path());
+    let first = key_roles(&config);
+    assert_eq!(first.len(), 2, "a current key and the next one: {first:?}");
+    assert_eq!(key_roles(&config), first, "listing changes nothing");
+
+    let out = qr_bridge(&config, &["keys", "rotate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rotated = key_roles(&config);
+    assert_eq!(kid_with(&rotated, "current"), kid_with(&first, "next"), "the published next key signs");
+    assert_eq!(kid_with(&rotated, "retired"), kid_with(&first, "current"));
+    assert_eq!(rotated.len(), 3);
+
+    let pem_path = dir.path().join("old.pem");
+    std::fs::write(&pem_path, qr_bridge::token::generate_pem().unwrap()).unwrap();
+    let out = qr_bridge(&config, &["keys", "import", pem_path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let imported = key_roles(&config);
+    assert_eq!(imported.iter().filter(|(_, r)| r == "retired").count(), 2);
+    assert!(!first.iter().any(|(kid, _)| *kid == kid_with(&imported, "current")));
+    let again = qr_bridge(&config, &["keys", "import", pem_path.to_str().unwrap()]);
+    assert!(!again.status.success(), "a key is imported once");
+    assert_eq!(key_roles(&config), imported);
 }
 
 #[tokio::test]
@@ -303,28 +322,26 @@ fn a_bad_settings_file_stops_the_server_with_the_key_named() {
 fn the_environment_picks_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let (config, _) = base_config(dir.path());
-    // Instances sharing Redis must share a key: the bridge will not invent one there.
-    let err = serve(
-        &config,
-        &[("QR_BRIDGE_STORE", crate::helpers::redis_url().as_str())],
-    )
-    .expect_err("no key yet");
-    assert!(
-        err.contains("signing key") && err.contains("keys generate"),
-        "{err}"
-    );
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    std::fs::write(
-        dir.path().join("data/signing-key.pem"),
-        crate::helpers::signing_key_pem(),
-    )
-    .unwrap();
+    // A Redis deployment makes its keys in Redis on first start: no key file to prepare.
     let redis = crate::helpers::redis_url();
-    let (mut child, line) =
-        serve(&config, &[("QR_BRIDGE_STORE", redis.as_str())]).expect("serves on Redis");
+    let prefix = format!("qrbtest-{}", uuid::Uuid::new_v4().simple());
+    let _cleanup = crate::helpers::RedisCleanup(prefix.clone(), redis.clone());
+    let env = [
+        ("QR_BRIDGE_STORE", redis.as_str()),
+        ("QR_BRIDGE_REDIS_PREFIX", prefix.as_str()),
+    ];
+    let (mut child, line) = serve(&config, &env).expect("serves on Redis");
     assert!(line.contains("store redis"), "{line}");
     child.kill().unwrap();
     child.wait().unwrap();
+    let client = redis::Client::open(redis.as_str()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let version: Option<u64> = redis::cmd("HGET")
+        .arg(format!("{prefix}:signing-keys"))
+        .arg("version")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(version, Some(1), "the keys live in the store");
     let err =
         serve(&config, &[("QR_BRIDGE_STORE", "redis://127.0.0.1:1")]).expect_err("no Redis there");
     assert!(err.contains("store"), "{err}");

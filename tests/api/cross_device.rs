@@ -305,6 +305,7 @@ async fn another_apps_key_cannot_see_or_touch_a_session(backend: Backend) {
 async fn cancel_and_deny_are_idempotent_and_exclusive(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let s = app.init().await;
+    app.context(&s.session_id).await;
     assert_eq!(
         app.deny(&s.session_id).await,
         (StatusCode::NO_CONTENT, Value::Null)

@@ -14,7 +14,8 @@ use qr_bridge::session::{Session, SessionId, Timestamp, UserId};
 use qr_bridge::limits::{Counter, MemoryCounter, RedisCounter};
 use qr_bridge::settings::Settings;
 use qr_bridge::store::{
-    Loaded, MemoryStore, RedisStore, Replaced, Store, StoreError, Subscription,
+    Created, Loaded, LoadedUser, MemoryStore, RedisStore, Replaced, Store, StoreError, StoredKeys,
+    Subscription,
 };
 use qr_bridge::wire::Started;
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -28,34 +29,43 @@ pub enum Backend {
 
 pub const SHOP_KEY: &str = "cli_shop_test_key_0001";
 pub const SHOP_SECRET: &str = "sk_shop_test_secret";
+pub const OWN_SECRET: &str = "sk_own_test_secret";
 pub const SHOP_ORIGIN: &str = "https://shop.test";
 pub const OWN_KEY: &str = "cli_own_page_test_key_0001";
 pub const OWN_ORIGIN: &str = "https://own.test";
 pub const BRIDGE_ORIGIN: &str = "https://bridge.test";
+/// An app that lets browsers name the external id of the new accounts they create.
+pub const CLUB_KEY: &str = "cli_club_test_key_0001";
+pub const CLUB_ORIGIN: &str = "https://club.test";
 
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-/// One signing key per test process, copied into each test server's own directory.
-pub fn signing_key_pem() -> &'static str {
-    static PEM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    PEM.get_or_init(|| qr_bridge::token::generate_pem().unwrap())
+/// One key ring per test process, given to each test bridge's fresh store: generating RSA keys
+/// for every test server would cost more than the tests.
+pub fn key_ring_json() -> &'static str {
+    static RING: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    RING.get_or_init(|| {
+        let pem = || qr_bridge::token::generate_pem().unwrap();
+        let ring = qr_bridge::token::KeyRing::from_pems(pem(), pem(), Timestamp::from_millis(0))
+            .unwrap();
+        serde_json::to_string(&ring).unwrap()
+    })
 }
+
+/// Limits far above what any test sends from its one address; limit tests set their own.
+pub const RELAXED_LIMITS: &str = "[limits]\nstatus_per_token = \"100000/1m\"\nstatus_per_client = \"100000/1m\"\n\
+                       init_per_key = \"100000/1m\"\ninit_per_client = \"100000/1m\"\nphone_per_client = \"100000/1m\"";
 
 /// Two apps: "shop" on the hosted page (open sign-up), "own" with its own approval page.
 /// `extra` goes before the apps: top-level keys first, then any tables (e.g. `[limits]`).
 pub fn settings_toml(ttl: &str, dir: &std::path::Path, extra: &str) -> String {
-    let key = dir.join("signing-key.pem");
-    if !key.exists() {
-        std::fs::write(&key, signing_key_pem()).unwrap();
-    }
     format!(
         r#"
         public_origin = "{BRIDGE_ORIGIN}"
         session_ttl = "{ttl}"
         data_dir = "{data}"
-        signing_key = "{key}"
         {extra}
 
         [[apps]]
@@ -75,11 +85,21 @@ pub fn settings_toml(ttl: &str, dir: &std::path::Path, extra: &str) -> String {
         allowed_origins = ["{OWN_ORIGIN}"]
         rp_id = "own.test"
         primary_qr_base_url = "https://m.own.test/app/"
+
+        [[apps]]
+        id = "club"
+        name = "Club"
+        publishable_key = "{CLUB_KEY}"
+        secret_key_sha256 = "{club_digest}"
+        allowed_origins = ["{CLUB_ORIGIN}"]
+        rp_id = "bridge.test"
+        open_signup = true
+        browser_external_ids = true
         "#,
         shop_digest = secret::digest(SHOP_SECRET),
-        own_digest = secret::digest("sk_own_test_secret"),
+        own_digest = secret::digest(OWN_SECRET),
+        club_digest = secret::digest("sk_club_test_secret"),
         data = dir.display(),
-        key = key.display(),
     )
 }
 
@@ -141,7 +161,7 @@ impl Store for Counted {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.take_ceremony(id).await
     }
-    async fn load_user(&self, app_id: &str, id: &UserId) -> Result<Option<User>, StoreError> {
+    async fn load_user(&self, app_id: &str, id: &UserId) -> Result<Option<LoadedUser>, StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.load_user(app_id, id).await
     }
@@ -153,9 +173,29 @@ impl Store for Counted {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.find_user_by_external_id(app_id, external).await
     }
-    async fn save_user(&self, user: &User) -> Result<(), StoreError> {
+    async fn create_user(&self, user: &User) -> Result<Created, StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.save_user(user).await
+        self.inner.create_user(user).await
+    }
+    async fn replace_user(&self, user: &User, rev: u64) -> Result<Replaced, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.replace_user(user, rev).await
+    }
+    async fn load_keys(&self) -> Result<Option<StoredKeys>, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.load_keys().await
+    }
+    async fn save_keys(&self, json: &str, version: u64) -> Result<bool, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.save_keys(json, version).await
+    }
+    async fn revoke_token(&self, jti: &str, until: Timestamp) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.revoke_token(jti, until).await
+    }
+    async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.is_token_revoked(jti).await
     }
     async fn subscribe(&self, id: &SessionId) -> Result<Subscription, StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
@@ -172,8 +212,10 @@ pub struct TestApp {
     /// Set by a real shutdown signal; ends open streams, then the server.
     pub shutdown: tokio_util::sync::CancellationToken,
     pub server: tokio::task::JoinHandle<()>,
-    backend: Backend,
-    settings: Settings,
+    /// The service itself, for what only it can be asked (reading the keys again).
+    pub bridge: Arc<qr_bridge::bridge::Bridge>,
+    pub backend: Backend,
+    pub settings: Settings,
     redis_url: String,
     _cleanup: Option<RedisCleanup>,
     _dir: Option<tempfile::TempDir>,
@@ -199,9 +241,14 @@ impl TestApp {
 
     /// With limits far above what any test sends from its one address; limit tests set their own.
     pub async fn spawn_with(backend: Backend, ttl: &str) -> Self {
-        let relaxed = "[limits]\nstatus_per_token = \"100000/1m\"\nstatus_per_client = \"100000/1m\"\n\
-                       init_per_key = \"100000/1m\"\ninit_per_client = \"100000/1m\"\nphone_per_client = \"100000/1m\"";
-        Self::spawn_configured(backend, ttl, relaxed).await
+        Self::spawn_configured(backend, ttl, RELAXED_LIMITS).await
+    }
+
+    /// Behind a trusted proxy on loopback, so a test can speak from several client addresses
+    /// (`X-Forwarded-For`), with relaxed limits.
+    pub async fn spawn_behind_proxy(backend: Backend) -> Self {
+        let extra = format!("trusted_proxies = [\"127.0.0.0/8\"]\n{RELAXED_LIMITS}");
+        Self::spawn_configured(backend, "5m", &extra).await
     }
 
     /// `extra` is added to the settings (see [`settings_toml`]). Each app gets its own Redis
@@ -259,12 +306,17 @@ impl TestApp {
                 url: redis_url.clone(),
             };
         }
+        // A sibling finds the ring its first instance was given.
+        inner.save_keys(key_ring_json(), 1).await.unwrap();
         let store = Arc::new(Counted {
             inner,
             calls: AtomicUsize::new(0),
         });
-        let state = AppState::new(&settings, store.clone(), counter).expect("bridge");
+        let state = AppState::new(&settings, store.clone(), counter)
+            .await
+            .expect("bridge");
         let shutdown = state.shutdown.clone();
+        let bridge = state.bridge.clone();
         let router = app(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -284,6 +336,7 @@ impl TestApp {
             redis,
             shutdown,
             server,
+            bridge,
             backend,
             settings,
             redis_url,
@@ -360,22 +413,39 @@ impl Client {
         reply(self.shop_request(Method::POST, &format!("/v1/auth/cross-device/deny/{id}"))).await
     }
 
-    /// A registration session, optionally for the integrator's own user id.
+    /// A registration session started by the shop's backend (secret key, no `Origin`),
+    /// optionally for the integrator's own user id: the one way to add to an existing user.
     pub async fn init_registration(&self, external_user_id: Option<&str>) -> Started {
+        let got = self
+            .registration_request(
+                self.request(Method::POST, "/v1/auth/cross-device/init-registration")
+                    .bearer_auth(SHOP_SECRET),
+                external_user_id,
+            )
+            .await;
+        assert_eq!(got.0, StatusCode::CREATED, "{}", got.1);
+        serde_json::from_value(got.1["data"].clone()).unwrap()
+    }
+
+    /// `init-registration` as the public SDK sends it from a browser: the publishable key.
+    pub async fn browser_init_registration(&self, external_user_id: Option<&str>) -> (StatusCode, Value) {
+        self.registration_request(
+            self.shop_request(Method::POST, "/v1/auth/cross-device/init-registration"),
+            external_user_id,
+        )
+        .await
+    }
+
+    async fn registration_request(
+        &self,
+        req: RequestBuilder,
+        external_user_id: Option<&str>,
+    ) -> (StatusCode, Value) {
         let body = match external_user_id {
             Some(id) => serde_json::json!({ "external_user_id": id }),
             None => serde_json::json!({}),
         };
-        let path = "/v1/auth/cross-device/init-registration";
-        let res = self
-            .shop_request(Method::POST, path)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::CREATED);
-        let v: Value = res.json().await.unwrap();
-        serde_json::from_value(v["data"].clone()).unwrap()
+        reply(req.json(&body)).await
     }
 
     /// The WebAuthn options the phone gets when it opens the approval page.

@@ -1,8 +1,10 @@
 //! Integration tests: the real bridge on port 0 over the embedded store and the real Redis, and the real binary.
 
+mod attacks;
 mod cli;
 mod cross_device;
 mod helpers;
+mod keys;
 mod limits;
 mod passkeys;
 mod phone;

@@ -140,9 +140,14 @@ async fn tokens_verify_against_the_jwks_with_an_independent_library(backend: Bac
 
 async fn validate_refuses_what_the_bridge_did_not_issue(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let foreign = qr_bridge::token::Tokens::from_pem(
-        &qr_bridge::token::generate_pem().unwrap(),
+    let now = qr_bridge::session::Timestamp::from_millis(0);
+    let ring = qr_bridge::token::KeyRing::generate(now).unwrap();
+    let foreign = qr_bridge::token::Tokens::new(
+        BRIDGE_ORIGIN,
         std::time::Duration::from_secs(60),
+        &ring,
+        1,
+        now,
     )
     .unwrap()
     .mint("usr_x", None, "shop", "s")

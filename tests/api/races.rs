@@ -56,6 +56,7 @@ async fn deny_against_cancel_has_exactly_one_winner() {
             let app = app.clone();
             async move {
                 let s = app.init().await;
+                app.context(&s.session_id).await;
                 let (a, b) = (app.clone(), app.clone());
                 let (ida, idb, token) = (
                     s.session_id.clone(),
@@ -101,6 +102,7 @@ async fn two_denies_both_succeed_and_record_one_transition() {
             let app = app.clone();
             async move {
                 let s = app.init().await;
+                app.context(&s.session_id).await;
                 let (a, b, ida, idb) = (
                     app.clone(),
                     app.clone(),
@@ -115,7 +117,7 @@ async fn two_denies_both_succeed_and_record_one_transition() {
                 assert_eq!(second.0, StatusCode::NO_CONTENT, "{second:?}");
                 let id = SessionId::parse(&s.session_id).unwrap();
                 let stored = app.store.load(&id).await.unwrap().unwrap();
-                assert_eq!(stored.rev, 2, "created once, denied once");
+                assert_eq!(stored.rev, 3, "created, opened, denied once");
                 assert_eq!(
                     final_code(&app, &s.session_id, &s.polling_token).await,
                     "forbidden"
@@ -348,4 +350,54 @@ async fn verify_against_expiry_completes_with_a_token_or_expires() {
         completions > 0 && completions < ROUNDS,
         "verify won {completions} of {ROUNDS}"
     );
+}
+
+/// Two backends register the same new external id at once: exactly one user comes out, the
+/// other registration is refused, and the id names the winner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_registrations_for_one_new_external_id_make_exactly_one_user() {
+    let app = Arc::new(TestApp::spawn(Backend::Redis).await);
+    let outcomes: Vec<usize> = futures::stream::iter(0..ROUNDS)
+        .map(|round| {
+            let app = app.clone();
+            async move {
+                let external = format!("race-{round}");
+                let mut answers = Vec::new();
+                for _ in 0..2 {
+                    let s = app.init_registration(Some(&external)).await;
+                    let created = Phone::new().create(BRIDGE_ORIGIN, &app.options(&s.session_id).await);
+                    answers.push((s, created));
+                }
+                let [(sa, ca), (sb, cb)] = <[_; 2]>::try_from(answers).unwrap();
+                let (a, b, ida, idb) = (app.clone(), app.clone(), sa.session_id.clone(), sb.session_id.clone());
+                let (ra, rb) = together(
+                    async move { a.verify_registration(&ida, &ca).await },
+                    async move { b.verify_registration(&idb, &cb).await },
+                )
+                .await;
+                let (winner, loser, refused) = match (ra.0, rb.0) {
+                    (StatusCode::NO_CONTENT, _) => (&sa, &sb, rb),
+                    (_, StatusCode::NO_CONTENT) => (&sb, &sa, ra),
+                    other => panic!("no winner: {other:?} {ra:?} {rb:?}"),
+                };
+                assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
+                let user = app
+                    .store
+                    .find_user_by_external_id("shop", &external)
+                    .await
+                    .unwrap()
+                    .expect("one user");
+                assert_eq!(user.passkeys.len(), 1);
+                assert_eq!(user.id.to_string(), app.completion(winner).await.0);
+                let (_, body) = app.status(&loser.session_id, Some(&loser.polling_token)).await;
+                assert_eq!(body["data"]["status"], "pending", "the loser's desktop still waits: {body}");
+                usize::from(std::ptr::eq(winner, &sb))
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+    let second = outcomes.iter().sum::<usize>();
+    println!("the second registration won {second} of {ROUNDS}");
+    assert!(second > 0 && second < ROUNDS, "both contenders can win: {second}");
 }

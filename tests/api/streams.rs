@@ -162,6 +162,7 @@ async fn streams_end_on_expiry_denial_and_cancellation(backend: Backend) {
     let ending = |what: &'static str| json!({ "status": what });
 
     let s = app.init().await;
+    app.context(&s.session_id).await;
     let mut events = Events::open(&app, &s.session_id, Some(&s.polling_token), None).await;
     events.next_within(Duration::from_secs(5)).await.unwrap();
     app.deny(&s.session_id).await;
