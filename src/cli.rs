@@ -139,7 +139,15 @@ async fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
             writeln!(out, "Imported {}: now signing with {current}.", path.display())?;
         }
         KeysCommand::List { json } => {
-            let (ring, _) = bridge_keys::load_or_create(&*store, settings).await?;
+            let Some(stored) = store.load_keys().await? else {
+                if json {
+                    writeln!(out, "[]")?;
+                } else {
+                    writeln!(out, "No signing keys yet: the bridge makes them when it first starts.")?;
+                }
+                return Ok(());
+            };
+            let ring = bridge_keys::decode(&stored.json)?;
             let rows: Vec<_> = ring
                 .keys
                 .iter()

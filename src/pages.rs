@@ -359,6 +359,21 @@ fn gone(e: &BridgeError) -> (u16, &'static str, &'static str) {
             "This code has expired",
             "Go back to your computer and scan a new code.",
         ),
+        BridgeError::SignupClosed | BridgeError::BrowserNamedUser => (
+            403,
+            "You can't create an account here",
+            "Sign in with a passkey you already have for this app.",
+        ),
+        BridgeError::SignupOnRegistration => (
+            409,
+            "This request already creates a passkey",
+            "Go back and approve it as it is.",
+        ),
+        BridgeError::UserGone => (
+            410,
+            "This account no longer exists",
+            "Go back to your computer and start again.",
+        ),
         BridgeError::ExternalIdTaken => (
             403,
             "This account already exists",

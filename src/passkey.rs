@@ -93,7 +93,9 @@ pub enum Ceremony {
         state: PasskeyRegistration,
         handle: Uuid,
         /// Whether the passkey joins the existing user of this handle (decided by the app's
-        /// backend when it started the registration) rather than making a new one.
+        /// backend when it started the registration) rather than making a new one. Ceremonies
+        /// stored before this field read as a new user, the safe side.
+        #[serde(default)]
         joins: bool,
     },
 }

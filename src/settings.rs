@@ -182,7 +182,7 @@ impl File {
             ));
         }
         if self.token_ttl < Duration::from_secs(60)
-            || self.token_ttl > Duration::from_secs(30 * 86_400)
+            || self.token_ttl > crate::token::LONGEST_TOKEN_TTL
         {
             return Err(Invalid::new(
                 "token_ttl",
@@ -209,14 +209,15 @@ impl File {
         if let Some(i) = apps
             .iter()
             .position(|a| a.publishable_key == DEMO_PUBLISHABLE_KEY)
-            && !is_local_host(&bridge_host)
+            && !(is_local_host(&bridge_host) && self.addr.ip().is_loopback())
         {
             return Err(Invalid::new(
                 format!("apps[{i}].publishable_key"),
                 format!(
                     "is the demo app's published key, which anyone can use; it is only served on \
-                     localhost, not on {public_origin}. Remove the demo app (`qr-bridge apps remove {}`) \
+                     localhost (public_origin and addr), not on {public_origin} at {}. Remove the demo app (`qr-bridge apps remove {}`) \
                      and add your own with `qr-bridge apps add`",
+                    self.addr,
                     apps[i].id
                 ),
             ));
@@ -359,8 +360,11 @@ mod tests {
     fn the_demo_key_is_served_on_localhost_only() {
         let demo = APP.replace("cli_demo_0123456789abcdef", DEMO_PUBLISHABLE_KEY);
         assert!(Settings::from_toml(&demo).is_ok(), "the quick start works");
-        let local = format!("public_origin = \"http://127.0.0.1:3000\"\n{demo}");
-        assert!(Settings::from_toml(&local).is_ok());
+        let everywhere = format!("addr = \"0.0.0.0:3000\"\n{demo}");
+        assert!(
+            message(&everywhere).contains("apps[0].publishable_key"),
+            "listening beyond this machine"
+        );
         let public = format!("public_origin = \"https://localhost.example\"\n{}", demo.replace("localhost\"", "localhost.example\""));
         let err = message(&public);
         assert!(

@@ -28,6 +28,11 @@ use crate::session::{SessionToken, Timestamp};
 /// up within [`crate::bridge::KEY_REFRESH`], and verifiers allow some clock skew.
 pub const RETIRED_GRACE: Duration = Duration::from_secs(60);
 
+/// The longest `token_ttl` the settings accept. The stored ring keeps a retired key this long
+/// (plus the grace), whatever lifetime the command that rotates it was given; what the JWKS
+/// publishes follows each bridge's own `token_ttl`.
+pub const LONGEST_TOKEN_TTL: Duration = Duration::from_secs(30 * 86_400);
+
 /// What a session token says. `tenant_id` is the app: in QR Bridge each app is its own tenant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -202,7 +207,8 @@ impl KeyRing {
     }
 
     fn prune(&mut self, now: Timestamp, token_ttl: Duration) {
-        self.keys.retain(|k| is_published(k, now, token_ttl));
+        let kept = token_ttl.max(LONGEST_TOKEN_TTL);
+        self.keys.retain(|k| is_published(k, now, kept));
     }
 
     /// The keys a verifier may meet at `now`: current, next, and retired ones whose tokens may
@@ -395,8 +401,8 @@ mod tests {
     const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 
     /// Key generation is slow in debug builds: the tests share a few keys.
-    fn pems() -> &'static [String; 4] {
-        static PEMS: std::sync::OnceLock<[String; 4]> = std::sync::OnceLock::new();
+    fn pems() -> &'static [String; 5] {
+        static PEMS: std::sync::OnceLock<[String; 5]> = std::sync::OnceLock::new();
         PEMS.get_or_init(|| std::array::from_fn(|_| generate_pem().unwrap()))
     }
 
@@ -501,11 +507,14 @@ mod tests {
         assert!(!kids(&t).contains(&first), "gone once its tokens are all dead");
         assert!(matches!(t.verify(before.expose()), Err(TokenError::Invalid)));
 
+        let much_later = rotated_at.plus(LONGEST_TOKEN_TTL + RETIRED_GRACE);
         r.rotate(pems()[3].clone(), gone, TTL).unwrap();
         assert!(
-            r.keys.iter().all(|k| k.kid != first),
-            "the stored ring drops it at the next rotation"
+            r.keys.iter().any(|k| k.kid == first),
+            "the stored ring keeps it for the longest token lifetime"
         );
+        r.rotate(pems()[4].clone(), much_later, TTL).unwrap();
+        assert!(r.keys.iter().all(|k| k.kid != first), "then drops it");
     }
 
     #[test]

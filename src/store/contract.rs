@@ -303,8 +303,10 @@ async fn an_external_id_names_one_user_per_app(store: Arc<dyn Store>) {
         store.load_user("app_a", &second.id).await.unwrap().is_none(),
         "a refused user leaves nothing behind"
     );
+    let mut same_id = first.clone();
+    same_id.external_user_id = None;
     assert_eq!(
-        store.create_user(&first).await.unwrap(),
+        store.create_user(&same_id).await.unwrap(),
         Created::Exists,
         "nor is an existing user overwritten"
     );
@@ -507,7 +509,7 @@ async fn redis_notices_cross_instances_and_channels_are_released() {
 }
 
 #[tokio::test]
-async fn embedded_users_survive_a_restart() {
+async fn embedded_users_keys_and_revocations_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let user = User::new(
         uuid::Uuid::new_v4(),
@@ -522,6 +524,8 @@ async fn embedded_users_survive_a_restart() {
         changed.created_at = Timestamp::from_millis(2);
         store.replace_user(&changed, 1).await.unwrap();
         assert!(store.save_keys(r#"{"keys":[]}"#, 1).await.unwrap());
+        let later = Timestamp::from_millis(u64::MAX / 2);
+        store.revoke_token("jti-kept", later).await.unwrap();
     }
     let reopened = MemoryStore::open(dir.path()).unwrap();
     let found = reopened
@@ -531,13 +535,17 @@ async fn embedded_users_survive_a_restart() {
         .unwrap();
     assert_eq!((found.id, found.created_at), (user.id, Timestamp::from_millis(2)));
     assert_eq!(reopened.load_keys().await.unwrap().unwrap().version, 1);
+    assert!(
+        reopened.is_token_revoked("jti-kept").await.unwrap(),
+        "a revoked token stays revoked across a restart"
+    );
     // Only the finished files are ever in place: no temporary file is left beside them.
     let mut names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, ["signing-keys.json", "users.json"]);
+    assert_eq!(names, ["revoked-tokens.json", "signing-keys.json", "users.json"]);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -25,6 +25,9 @@ const USERS_FILE: &str = "users.json";
 /// runs, and the bridge reads it again on every refresh.
 const KEYS_FILE: &str = "signing-keys.json";
 
+/// Revoked token ids with when they expire: a restart must not bring a revoked token back.
+const REVOKED_FILE: &str = "revoked-tokens.json";
+
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
@@ -32,6 +35,8 @@ pub struct MemoryStore {
     users_file: Option<PathBuf>,
     /// Where the signing keys are kept; `None` keeps them in memory only (tests).
     keys_file: Option<PathBuf>,
+    /// Where revocations are kept; `None` keeps them in memory only (tests).
+    revoked_file: Option<PathBuf>,
     /// Serialises file writes so that a newer snapshot is never overwritten by an older one.
     write_lock: tokio::sync::Mutex<()>,
     /// One channel per watched session; shared with the subscriptions, which remove it when the
@@ -98,8 +103,15 @@ impl MemoryStore {
         let store = MemoryStore {
             users_file: Some(path.clone()),
             keys_file: Some(data_dir.join(KEYS_FILE)),
+            revoked_file: Some(data_dir.join(REVOKED_FILE)),
             ..MemoryStore::default()
         };
+        let revoked_path = data_dir.join(REVOKED_FILE);
+        match std::fs::read_to_string(&revoked_path) {
+            Ok(text) => store.lock().revoked = decode(&revoked_path.display().to_string(), &text)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&revoked_path, e)),
+        }
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let users: Vec<User> = decode(&path.display().to_string(), &text)?;
@@ -395,7 +407,19 @@ impl Store for MemoryStore {
 
     async fn revoke_token(&self, jti: &str, until: Timestamp) -> Result<(), StoreError> {
         self.lock().revoked.insert(jti.to_owned(), until);
-        Ok(())
+        let Some(path) = self.revoked_file.clone() else {
+            return Ok(());
+        };
+        let _writing = self.write_lock.lock().await;
+        let now = clock();
+        let text = {
+            let mut inner = self.lock();
+            inner.revoked.retain(|_, until| now < *until);
+            encode(&inner.revoked)?
+        };
+        tokio::task::spawn_blocking(move || write_atomically(&path, &text))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 
     async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {

@@ -170,7 +170,21 @@ impl RedisStore {
     /// closed it): the manager reconnects on the failure, so the retry meets a live connection
     /// instead of the person meeting an error.
     async fn run<T: FromRedisValue>(&self, command: Command<'_>) -> Result<T, StoreError> {
-        let mut retried = false;
+        self.send(command, true).await
+    }
+
+    /// Sends a write that must not be applied twice: a retry after a lost reply would answer
+    /// "stale" or "exists" for what the first attempt did.
+    async fn run_once<T: FromRedisValue>(&self, command: Command<'_>) -> Result<T, StoreError> {
+        self.send(command, false).await
+    }
+
+    async fn send<T: FromRedisValue>(
+        &self,
+        command: Command<'_>,
+        may_retry: bool,
+    ) -> Result<T, StoreError> {
+        let mut retried = !may_retry;
         loop {
             let mut conn = self.conn.clone();
             let result = match command {
@@ -313,7 +327,7 @@ impl Store for RedisStore {
             script.key(self.external_key(&user.app_id, external));
         }
         script.arg(encode(user)?).arg(user.id.as_str());
-        let outcome: i64 = self.run(Command::Script(&script)).await?;
+        let outcome: i64 = self.run_once(Command::Script(&script)).await?;
         Ok(match outcome {
             1 => Created::Done,
             0 => Created::ExternalIdTaken,
@@ -326,7 +340,7 @@ impl Store for RedisStore {
             .replace_user
             .key(self.user_key(&user.app_id, &user.id));
         script.arg(rev).arg(encode(user)?);
-        let outcome: i64 = self.run(Command::Script(&script)).await?;
+        let outcome: i64 = self.run_once(Command::Script(&script)).await?;
         Ok(match outcome {
             1 => Replaced::Done,
             0 => Replaced::Stale,
@@ -344,7 +358,7 @@ impl Store for RedisStore {
     async fn save_keys(&self, json: &str, version: u64) -> Result<bool, StoreError> {
         let mut script = self.save_keys.key(self.keys_key());
         script.arg(version).arg(json);
-        let saved: i64 = self.run(Command::Script(&script)).await?;
+        let saved: i64 = self.run_once(Command::Script(&script)).await?;
         Ok(saved == 1)
     }
 

@@ -407,10 +407,9 @@ async fn attack_5_a_stranger_with_the_session_id_cannot_decline_or_answer_it(bac
         "the session is as Alice's phone left it"
     );
 
-    // Alice's phone (reloading the page is the same phone) approves, and the desktop gets her.
-    let reopened = reply(from(&app, PHONE_IP, Method::GET, &path("context"))).await;
-    assert_eq!(reopened.0, StatusCode::OK, "{}", reopened.1);
-    let signed = phone.sign(BRIDGE_ORIGIN, &reopened.1["data"]["options"]);
+    // Alice's phone answers the challenge it was given (the stranger spent nothing of it), and
+    // the desktop gets her.
+    let signed = phone.sign(BRIDGE_ORIGIN, &context.1["data"]["options"]);
     let done = reply(
         from(&app, PHONE_IP, Method::POST, "/v1/auth/cross-device/verify")
             .json(&json!({"session_id": s.session_id, "credential": signed})),
@@ -418,4 +417,14 @@ async fn attack_5_a_stranger_with_the_session_id_cannot_decline_or_answer_it(bac
     .await;
     assert_eq!(done.0, StatusCode::NO_CONTENT, "{}", done.1);
     assert_eq!(app.completion(&s).await.0, alice);
+
+    // Reloading the page is the same phone: it may reopen what it opened.
+    let s = app.init().await;
+    let path = |what: &str| format!("/v1/auth/cross-device/{what}/{}", s.session_id);
+    for _ in 0..2 {
+        let opened = reply(from(&app, PHONE_IP, Method::GET, &path("context"))).await;
+        assert_eq!(opened.0, StatusCode::OK, "{}", opened.1);
+    }
+    let declined = reply(from(&app, PHONE_IP, Method::POST, &path("deny"))).await;
+    assert_eq!(declined.0, StatusCode::NO_CONTENT, "{}", declined.1);
 }

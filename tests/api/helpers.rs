@@ -315,6 +315,8 @@ impl TestApp {
         let state = AppState::new(&settings, store.clone(), counter)
             .await
             .expect("bridge");
+        // What the bridge reads at start (its keys, the clock) is no request's doing.
+        store.calls.store(0, Ordering::SeqCst);
         let shutdown = state.shutdown.clone();
         let bridge = state.bridge.clone();
         let router = app(state);
