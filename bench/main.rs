@@ -699,8 +699,8 @@ fn verify_cost() -> Value {
             .unwrap();
     }
     let check_us = started.elapsed().as_secs_f64() * 1e6 / n as f64;
-    let ring = qr_bridge::token::KeyRing::generate(qr_bridge::session::Timestamp::from_millis(0))
-        .unwrap();
+    let ring =
+        qr_bridge::token::KeyRing::generate(qr_bridge::session::Timestamp::from_millis(0)).unwrap();
     let tokens = qr_bridge::token::Tokens::new(
         "http://localhost:3000",
         Duration::from_secs(3600),

@@ -698,7 +698,10 @@ pub mod keys {
                 return Ok(ring);
             }
         }
-        Err(StoreError::Unavailable("the signing keys kept changing under this write".into()).into())
+        Err(
+            StoreError::Unavailable("the signing keys kept changing under this write".into())
+                .into(),
+        )
     }
 }
 

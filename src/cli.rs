@@ -10,9 +10,9 @@ use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, value};
 
 use crate::apps::{AppConfig, parse_origin, parse_qr_base_url};
 use crate::bridge::keys as bridge_keys;
-use crate::token::Role;
 use crate::secret;
 use crate::settings::Settings;
+use crate::token::Role;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -136,14 +136,21 @@ async fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
             })
             .await?;
             let current = ring.current().map_or("", |k| k.kid.as_str());
-            writeln!(out, "Imported {}: now signing with {current}.", path.display())?;
+            writeln!(
+                out,
+                "Imported {}: now signing with {current}.",
+                path.display()
+            )?;
         }
         KeysCommand::List { json } => {
             let Some(stored) = store.load_keys().await? else {
                 if json {
                     writeln!(out, "[]")?;
                 } else {
-                    writeln!(out, "No signing keys yet: the bridge makes them when it first starts.")?;
+                    writeln!(
+                        out,
+                        "No signing keys yet: the bridge makes them when it first starts."
+                    )?;
                 }
                 return Ok(());
             };

@@ -87,7 +87,9 @@ async fn refresh_keys(bridge: std::sync::Weak<Bridge>, shutdown: CancellationTok
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(KEY_REFRESH) => {}
         }
-        let Some(bridge) = bridge.upgrade() else { return };
+        let Some(bridge) = bridge.upgrade() else {
+            return;
+        };
         if let Err(e) = bridge.refresh_keys().await {
             tracing::warn!(error = %e, "could not read the signing keys; keeping the current ones");
         }

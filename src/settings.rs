@@ -217,8 +217,7 @@ impl File {
                     "is the demo app's published key, which anyone can use; it is only served on \
                      localhost (public_origin and addr), not on {public_origin} at {}. Remove the demo app (`qr-bridge apps remove {}`) \
                      and add your own with `qr-bridge apps add`",
-                    self.addr,
-                    apps[i].id
+                    self.addr, apps[i].id
                 ),
             ));
         }
@@ -365,10 +364,14 @@ mod tests {
             message(&everywhere).contains("apps[0].publishable_key"),
             "listening beyond this machine"
         );
-        let public = format!("public_origin = \"https://localhost.example\"\n{}", demo.replace("localhost\"", "localhost.example\""));
+        let public = format!(
+            "public_origin = \"https://localhost.example\"\n{}",
+            demo.replace("localhost\"", "localhost.example\"")
+        );
         let err = message(&public);
         assert!(
-            err.contains("apps[0].publishable_key") && err.contains("qr-bridge apps remove app_demo"),
+            err.contains("apps[0].publishable_key")
+                && err.contains("qr-bridge apps remove app_demo"),
             "{err}"
         );
     }

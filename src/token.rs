@@ -126,7 +126,8 @@ fn parse(pem: &str) -> Result<Parsed, String> {
     // RFC 7638 thumbprint: the same key gives the same kid on every instance.
     let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
     let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
-    let jwk = serde_json::json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e});
+    let jwk =
+        serde_json::json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e});
     Ok(Parsed {
         kid,
         encoding,
@@ -167,7 +168,12 @@ impl KeyRing {
 
     /// Retires the current key, makes the published `next` current and publishes a new `next`
     /// (`new_next`, a PEM); retired keys whose tokens have all expired are dropped.
-    pub fn rotate(&mut self, new_next: String, now: Timestamp, token_ttl: Duration) -> Result<(), TokenError> {
+    pub fn rotate(
+        &mut self,
+        new_next: String,
+        now: Timestamp,
+        token_ttl: Duration,
+    ) -> Result<(), TokenError> {
         let next = Self::key(new_next, Role::Next, now)?;
         let had_next = self.keys.iter().any(|k| k.role == Role::Next);
         for key in &mut self.keys {
@@ -191,10 +197,18 @@ impl KeyRing {
     }
 
     /// Makes a key from elsewhere (a deployment's old key file) the current one, keeping `next`.
-    pub fn import(&mut self, pem: String, now: Timestamp, token_ttl: Duration) -> Result<(), TokenError> {
+    pub fn import(
+        &mut self,
+        pem: String,
+        now: Timestamp,
+        token_ttl: Duration,
+    ) -> Result<(), TokenError> {
         let imported = Self::key(pem, Role::Current, now)?;
         if self.keys.iter().any(|k| k.kid == imported.kid) {
-            return Err(TokenError::Key(format!("key {} is already in the ring", imported.kid)));
+            return Err(TokenError::Key(format!(
+                "key {} is already in the ring",
+                imported.kid
+            )));
         }
         for key in &mut self.keys {
             if key.role == Role::Current {
@@ -214,7 +228,9 @@ impl KeyRing {
     /// The keys a verifier may meet at `now`: current, next, and retired ones whose tokens may
     /// still be alive.
     pub fn published(&self, now: Timestamp, token_ttl: Duration) -> impl Iterator<Item = &RingKey> {
-        self.keys.iter().filter(move |k| is_published(k, now, token_ttl))
+        self.keys
+            .iter()
+            .filter(move |k| is_published(k, now, token_ttl))
     }
 }
 
@@ -367,7 +383,9 @@ fn build(
     for key in ring.published(now, ttl) {
         let parsed = match old.and_then(|o| o.verifying.get(&key.kid)) {
             Some(parsed) => parsed.clone(),
-            None => Arc::new(parse(&key.pem).map_err(|p| TokenError::Key(format!("{}: {p}", key.kid)))?),
+            None => {
+                Arc::new(parse(&key.pem).map_err(|p| TokenError::Key(format!("{}: {p}", key.kid)))?)
+            }
         };
         verifying.insert(key.kid.clone(), parsed);
     }
@@ -427,14 +445,26 @@ mod tests {
     fn minted_tokens_verify_and_carry_their_claims() {
         let t = tokens(&ring());
         let token = t
-            .mint("usr_1", Some("ext-9"), "shop", "7f0c2a4e-9b1d-4c3a-8e2f-5a6b7c8d9e0f")
+            .mint(
+                "usr_1",
+                Some("ext-9"),
+                "shop",
+                "7f0c2a4e-9b1d-4c3a-8e2f-5a6b7c8d9e0f",
+            )
             .unwrap();
         let claims = t.verify(token.expose()).unwrap();
         assert_eq!(
-            (claims.sub.as_str(), claims.app_id.as_str(), claims.tenant_id.as_str()),
+            (
+                claims.sub.as_str(),
+                claims.app_id.as_str(),
+                claims.tenant_id.as_str()
+            ),
             ("usr_1", "shop", "shop")
         );
-        assert_eq!((claims.aud.as_str(), claims.iss.as_str()), ("shop", "https://bridge.test"));
+        assert_eq!(
+            (claims.aud.as_str(), claims.iss.as_str()),
+            ("shop", "https://bridge.test")
+        );
         assert_eq!(claims.external_user_id.as_deref(), Some("ext-9"));
         assert_eq!(claims.exp - claims.iat, 3600);
         let header = jsonwebtoken::decode_header(token.expose()).unwrap();
@@ -451,10 +481,16 @@ mod tests {
         let (head, rest) = token.expose().split_once('.').unwrap();
         let (_, sig) = rest.split_once('.').unwrap();
         let forged_claims = URL_SAFE_NO_PAD.encode(br#"{"iss":"https://bridge.test","aud":"shop","sub":"usr_admin","user_id":"usr_admin","tenant_id":"shop","app_id":"shop","iat":1,"exp":9999999999,"jti":"s"}"#);
-        assert!(matches!(t.verify(&format!("{head}.{forged_claims}.{sig}")), Err(TokenError::Invalid)));
+        assert!(matches!(
+            t.verify(&format!("{head}.{forged_claims}.{sig}")),
+            Err(TokenError::Invalid)
+        ));
         let other_ring = KeyRing::from_pems(pems()[2].clone(), pems()[3].clone(), T0).unwrap();
         let other = tokens(&other_ring);
-        assert!(matches!(other.verify(token.expose()), Err(TokenError::Invalid)));
+        assert!(matches!(
+            other.verify(token.expose()),
+            Err(TokenError::Invalid)
+        ));
         assert!(matches!(t.verify("not.a.jwt"), Err(TokenError::Invalid)));
         let elsewhere = Tokens::new("https://other.test", TTL, &r, 1, T0).unwrap();
         assert!(
@@ -492,20 +528,39 @@ mod tests {
         let rotated_at = T0.plus(Duration::from_secs(600));
         r.rotate(pems()[2].clone(), rotated_at, TTL).unwrap();
         assert!(t.update(&r, 2, rotated_at).unwrap());
-        assert!(!t.update(&r, 2, rotated_at).unwrap(), "nothing new to parse");
-        assert_eq!(t.signing_kid(), published_next, "the key verifiers already had now signs");
+        assert!(
+            !t.update(&r, 2, rotated_at).unwrap(),
+            "nothing new to parse"
+        );
+        assert_eq!(
+            t.signing_kid(),
+            published_next,
+            "the key verifiers already had now signs"
+        );
         assert_eq!(kids(&t).len(), 3, "new current, new next, retired");
-        assert!(t.verify(before.expose()).is_ok(), "a token from before still verifies");
+        assert!(
+            t.verify(before.expose()).is_ok(),
+            "a token from before still verifies"
+        );
         let after = t.mint("usr_1", None, "shop", "s2").unwrap();
         assert!(t.verify(after.expose()).is_ok());
 
         let still = rotated_at.plus(TTL);
         assert!(!t.update(&r, 2, still).unwrap());
-        assert!(kids(&t).contains(&first), "kept through the grace after token_ttl");
+        assert!(
+            kids(&t).contains(&first),
+            "kept through the grace after token_ttl"
+        );
         let gone = rotated_at.plus(TTL + RETIRED_GRACE);
         assert!(t.update(&r, 2, gone).unwrap());
-        assert!(!kids(&t).contains(&first), "gone once its tokens are all dead");
-        assert!(matches!(t.verify(before.expose()), Err(TokenError::Invalid)));
+        assert!(
+            !kids(&t).contains(&first),
+            "gone once its tokens are all dead"
+        );
+        assert!(matches!(
+            t.verify(before.expose()),
+            Err(TokenError::Invalid)
+        ));
 
         let much_later = rotated_at.plus(LONGEST_TOKEN_TTL + RETIRED_GRACE);
         r.rotate(pems()[3].clone(), gone, TTL).unwrap();

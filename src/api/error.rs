@@ -76,9 +76,7 @@ impl ApiError {
             }
             ApiError::Auth(
                 e @ (AuthError::MissingKey | AuthError::UnknownKey | AuthError::SecretKeyRequired),
-            ) => {
-                (S::UNAUTHORIZED, "unauthorized", e.to_string())
-            }
+            ) => (S::UNAUTHORIZED, "unauthorized", e.to_string()),
             ApiError::Auth(e @ (AuthError::OriginNotAllowed | AuthError::OriginRequired)) => {
                 (S::FORBIDDEN, "qr_origin_not_allowed", e.to_string())
             }

@@ -151,15 +151,20 @@ impl<S: Send + Sync> FromRequest<S> for TokenParam {
             token: String,
         }
         let form = header(req.headers(), CONTENT_TYPE).is_some_and(|ct| {
-            ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
         let body: Body = if form {
-            let axum::Form(body) = axum::Form::<Body>::from_request(req, state)
-                .await
-                .map_err(|e| match e.status() {
-                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-                    _ => ApiError::Validation("send the token as token=<session token>".into()),
-                })?;
+            let axum::Form(body) =
+                axum::Form::<Body>::from_request(req, state)
+                    .await
+                    .map_err(|e| match e.status() {
+                        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+                        _ => ApiError::Validation("send the token as token=<session token>".into()),
+                    })?;
             body
         } else {
             JsonBody::<Body>::from_request(req, state).await?.0

@@ -20,7 +20,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 pub use error::ApiError;
-use extract::{Backend, Bearer, Caller, ClientIp, Id, JsonBody, PhoneClaim, PollingToken, TokenParam};
+use extract::{
+    Backend, Bearer, Caller, ClientIp, Id, JsonBody, PhoneClaim, PollingToken, TokenParam,
+};
 
 use crate::apps::{App, Apps};
 use crate::bridge::{
@@ -29,8 +31,7 @@ use crate::bridge::{
 use crate::limits::Bucket;
 use crate::server::AppState;
 use crate::session::{
-    ApprovalContext, Kind, Requester, SessionId, State as SessionState,
-    parse_external_user_id,
+    ApprovalContext, Kind, Requester, SessionId, State as SessionState, parse_external_user_id,
 };
 use crate::store::StoreError;
 use crate::token::TokenError;

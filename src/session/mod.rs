@@ -568,7 +568,11 @@ mod tests {
     #[test]
     fn the_first_phone_claims_the_session() {
         let mut s = fresh();
-        assert_eq!(s.check_claim("phone-a"), Ok(()), "anyone may open an unclaimed session");
+        assert_eq!(
+            s.check_claim("phone-a"),
+            Ok(()),
+            "anyone may open an unclaimed session"
+        );
         assert_eq!(
             s.check_opened_by("phone-a"),
             Err(ClaimedElsewhere::NotOpened),
@@ -578,7 +582,10 @@ mod tests {
         assert_eq!(s.claim("phone-a"), Ok(()), "a reload is the same phone");
         assert_eq!(s.claim("phone-b"), Err(ClaimedElsewhere::ByAnother));
         assert_eq!(s.check_claim("phone-b"), Err(ClaimedElsewhere::ByAnother));
-        assert_eq!(s.check_opened_by("phone-b"), Err(ClaimedElsewhere::ByAnother));
+        assert_eq!(
+            s.check_opened_by("phone-b"),
+            Err(ClaimedElsewhere::ByAnother)
+        );
         assert_eq!(s.check_claim("phone-a"), Ok(()));
         assert_eq!(s.check_opened_by("phone-a"), Ok(()));
     }

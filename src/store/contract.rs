@@ -300,7 +300,11 @@ async fn an_external_id_names_one_user_per_app(store: Arc<dyn Store>) {
         Created::ExternalIdTaken
     );
     assert!(
-        store.load_user("app_a", &second.id).await.unwrap().is_none(),
+        store
+            .load_user("app_a", &second.id)
+            .await
+            .unwrap()
+            .is_none(),
         "a refused user leaves nothing behind"
     );
     let mut same_id = first.clone();
@@ -347,10 +351,7 @@ async fn replace_user_is_a_compare_and_set(store: Arc<dyn Store>) {
     let mut user = User::new(uuid::Uuid::new_v4(), "app_a", Some("cas".into()), now);
     assert_eq!(store.create_user(&user).await.unwrap(), Created::Done);
     user.created_at = Timestamp::from_millis(7);
-    assert_eq!(
-        store.replace_user(&user, 2).await.unwrap(),
-        Replaced::Stale
-    );
+    assert_eq!(store.replace_user(&user, 2).await.unwrap(), Replaced::Stale);
     assert_eq!(store.replace_user(&user, 1).await.unwrap(), Replaced::Done);
     assert_eq!(
         store.replace_user(&user, 1).await.unwrap(),
@@ -533,7 +534,10 @@ async fn embedded_users_keys_and_revocations_survive_a_restart() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((found.id, found.created_at), (user.id, Timestamp::from_millis(2)));
+    assert_eq!(
+        (found.id, found.created_at),
+        (user.id, Timestamp::from_millis(2))
+    );
     assert_eq!(reopened.load_keys().await.unwrap().unwrap().version, 1);
     assert!(
         reopened.is_token_revoked("jti-kept").await.unwrap(),
@@ -545,7 +549,10 @@ async fn embedded_users_keys_and_revocations_survive_a_restart() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, ["revoked-tokens.json", "signing-keys.json", "users.json"]);
+    assert_eq!(
+        names,
+        ["revoked-tokens.json", "signing-keys.json", "users.json"]
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

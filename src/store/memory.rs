@@ -424,7 +424,11 @@ impl Store for MemoryStore {
 
     async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         let now = clock();
-        Ok(self.lock().revoked.get(jti).is_some_and(|until| now < *until))
+        Ok(self
+            .lock()
+            .revoked
+            .get(jti)
+            .is_some_and(|until| now < *until))
     }
 
     async fn subscribe(&self, id: &SessionId) -> Result<Subscription, StoreError> {

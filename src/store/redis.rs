@@ -336,9 +336,7 @@ impl Store for RedisStore {
     }
 
     async fn replace_user(&self, user: &User, rev: u64) -> Result<Replaced, StoreError> {
-        let mut script = self
-            .replace_user
-            .key(self.user_key(&user.app_id, &user.id));
+        let mut script = self.replace_user.key(self.user_key(&user.app_id, &user.id));
         script.arg(rev).arg(encode(user)?);
         let outcome: i64 = self.run_once(Command::Script(&script)).await?;
         Ok(match outcome {
@@ -352,7 +350,9 @@ impl Store for RedisStore {
         let mut get = redis::cmd("HMGET");
         get.arg(self.keys_key()).arg("version").arg("ring");
         let (version, json): (Option<u64>, Option<String>) = self.run(Command::One(&get)).await?;
-        Ok(version.zip(json).map(|(version, json)| StoredKeys { json, version }))
+        Ok(version
+            .zip(json)
+            .map(|(version, json)| StoredKeys { json, version }))
     }
 
     async fn save_keys(&self, json: &str, version: u64) -> Result<bool, StoreError> {

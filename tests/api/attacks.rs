@@ -53,7 +53,9 @@ async fn account(app: &TestApp, user: &str) -> (Vec<Vec<u8>>, Option<String>) {
 /// The phone signs in and the desktop is told who signed in.
 async fn signs_in_as(app: &TestApp, phone: &mut Phone) -> String {
     let (s, options) = app.opened_sign_in().await;
-    let got = app.verify(&s.session_id, &phone.sign(BRIDGE_ORIGIN, &options)).await;
+    let got = app
+        .verify(&s.session_id, &phone.sign(BRIDGE_ORIGIN, &options))
+        .await;
     assert_eq!(got.0, StatusCode::NO_CONTENT, "{}", got.1);
     app.completion(&s).await.0
 }
@@ -68,8 +70,15 @@ async fn attack_1_a_browser_cannot_add_a_passkey_to_an_existing_account(backend:
     let refused = app.browser_init_registration(Some("alice@corp.test")).await;
     assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
     let message = refused.1["error"]["message"].as_str().unwrap();
-    assert!(message.contains("secret key"), "says what to use instead: {message}");
-    assert_eq!(app.store_calls(), calls, "refused before any store key is touched");
+    assert!(
+        message.contains("secret key"),
+        "says what to use instead: {message}"
+    );
+    assert_eq!(
+        app.store_calls(),
+        calls,
+        "refused before any store key is touched"
+    );
 
     // A forged Origin or no Origin changes nothing: without one, a publishable key is refused.
     let no_origin = reply(
@@ -87,19 +96,30 @@ async fn attack_1_a_browser_cannot_add_a_passkey_to_an_existing_account(backend:
     let id = body["data"]["session_id"].as_str().unwrap().to_owned();
     let options = app.options(&id).await;
     assert!(
-        options["excludeCredentials"].as_array().is_none_or(Vec::is_empty),
+        options["excludeCredentials"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
         "{options}"
     );
     let mut attacker = Phone::new();
     let created = attacker.create(BRIDGE_ORIGIN, &options);
-    assert_eq!(app.verify_registration(&id, &created).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.verify_registration(&id, &created).await.0,
+        StatusCode::NO_CONTENT
+    );
     assert_ne!(signs_in_as(&app, &mut attacker).await, alice);
 
-    assert_eq!(account(&app, &alice).await, before, "Alice's account is unchanged");
+    assert_eq!(
+        account(&app, &alice).await,
+        before,
+        "Alice's account is unchanged"
+    );
     assert_eq!(signs_in_as(&app, &mut alice_phone).await, alice);
 }
 
-async fn attack_1_a_browser_names_only_new_accounts_and_only_where_the_app_allows(backend: Backend) {
+async fn attack_1_a_browser_names_only_new_accounts_and_only_where_the_app_allows(
+    backend: Backend,
+) {
     let app = TestApp::spawn(backend).await;
     let club = |external: &str| {
         reply(
@@ -178,10 +198,18 @@ async fn attack_2_sign_up_on_a_registration_session_makes_no_second_user(backend
 
     // The same on a registration for Alice.
     let s = app.init_registration(Some("alice@corp.test")).await;
-    assert_error(&app.signup(&s.session_id).await, StatusCode::CONFLICT, "qr_invalid_state");
+    assert_error(
+        &app.signup(&s.session_id).await,
+        StatusCode::CONFLICT,
+        "qr_invalid_state",
+    );
     assert_eq!(account(&app, &alice).await, before);
     assert!(
-        app.store.find_user_by_external_id("shop", "bob@corp.test").await.unwrap().is_none(),
+        app.store
+            .find_user_by_external_id("shop", "bob@corp.test")
+            .await
+            .unwrap()
+            .is_none(),
         "nobody claimed Bob's id"
     );
 }
@@ -196,10 +224,14 @@ async fn attack_2_two_registrations_for_one_new_external_id_make_one_user(backen
     let created_a = a.create(BRIDGE_ORIGIN, &app.options(&first.session_id).await);
     let created_b = b.create(BRIDGE_ORIGIN, &app.options(&second.session_id).await);
     assert_eq!(
-        app.verify_registration(&first.session_id, &created_a).await.0,
+        app.verify_registration(&first.session_id, &created_a)
+            .await
+            .0,
         StatusCode::NO_CONTENT
     );
-    let refused = app.verify_registration(&second.session_id, &created_b).await;
+    let refused = app
+        .verify_registration(&second.session_id, &created_b)
+        .await;
     assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
     let dave = app
         .store
@@ -211,7 +243,9 @@ async fn attack_2_two_registrations_for_one_new_external_id_make_one_user(backen
     assert_eq!(dave.id.to_string(), app.completion(&first).await.0);
     // The refused passkey signs in as nobody.
     let (s, options) = app.opened_sign_in().await;
-    let got = app.verify(&s.session_id, &b.sign(BRIDGE_ORIGIN, &options)).await;
+    let got = app
+        .verify(&s.session_id, &b.sign(BRIDGE_ORIGIN, &options))
+        .await;
     assert_error(&got, StatusCode::NOT_FOUND, "qr_credential_not_found");
 }
 
@@ -239,20 +273,39 @@ async fn attack_3_a_token_for_one_app_is_inactive_for_another(backend: Backend) 
     let app = TestApp::spawn(backend).await;
     let (mut phone, alice) = alice(&app).await;
     let (s, options) = app.opened_sign_in().await;
-    app.verify(&s.session_id, &phone.sign(BRIDGE_ORIGIN, &options)).await;
+    app.verify(&s.session_id, &phone.sign(BRIDGE_ORIGIN, &options))
+        .await;
     let (_, token) = app.completion(&s).await;
 
     let claims = claims_of(&token);
-    assert_eq!((claims["aud"].as_str(), claims["iss"].as_str()), (Some("shop"), Some(BRIDGE_ORIGIN)));
+    assert_eq!(
+        (claims["aud"].as_str(), claims["iss"].as_str()),
+        (Some("shop"), Some(BRIDGE_ORIGIN))
+    );
 
     // The other app's backend asks: inactive, and nothing about the token is told.
-    assert_eq!(introspect(&app, OWN_SECRET, &token).await, (StatusCode::OK, json!({"active": false})));
+    assert_eq!(
+        introspect(&app, OWN_SECRET, &token).await,
+        (StatusCode::OK, json!({"active": false}))
+    );
     // The shop's own backend: active, with whose token it is.
     let (status, body) = introspect(&app, SHOP_SECRET, &token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
-        (&body["active"], &body["aud"], &body["client_id"], &body["sub"], &body["external_user_id"]),
-        (&json!(true), &json!("shop"), &json!("shop"), &json!(alice), &json!("alice@corp.test"))
+        (
+            &body["active"],
+            &body["aud"],
+            &body["client_id"],
+            &body["sub"],
+            &body["external_user_id"]
+        ),
+        (
+            &json!(true),
+            &json!("shop"),
+            &json!("shop"),
+            &json!(alice),
+            &json!("alice@corp.test")
+        )
     );
     // JSON bodies work too; a publishable key (a browser) may not introspect.
     let json_body = reply(
@@ -279,7 +332,8 @@ async fn attack_3_a_revoked_or_expired_token_is_inactive(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (mut phone, _) = alice(&app).await;
     let (s, options) = app.opened_sign_in().await;
-    app.verify(&s.session_id, &phone.sign(BRIDGE_ORIGIN, &options)).await;
+    app.verify(&s.session_id, &phone.sign(BRIDGE_ORIGIN, &options))
+        .await;
     let (_, token) = app.completion(&s).await;
 
     // Another app's backend cannot revoke it.
@@ -291,11 +345,21 @@ async fn attack_3_a_revoked_or_expired_token_is_inactive(backend: Backend) {
         )
     };
     assert_eq!(revoke(OWN_SECRET, token.clone()).await.0, StatusCode::OK);
-    assert_eq!(introspect(&app, SHOP_SECRET, &token).await.1["active"], true);
+    assert_eq!(
+        introspect(&app, SHOP_SECRET, &token).await.1["active"],
+        true
+    );
     // Its own backend can.
     assert_eq!(revoke(SHOP_SECRET, token.clone()).await.0, StatusCode::OK);
-    assert_eq!(introspect(&app, SHOP_SECRET, &token).await.1, json!({"active": false}));
-    assert_error(&app.validate(&token).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_eq!(
+        introspect(&app, SHOP_SECRET, &token).await.1,
+        json!({"active": false})
+    );
+    assert_error(
+        &app.validate(&token).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
 
     // An expired token, signed with the deployment's own current key.
     let ring: qr_bridge::token::KeyRing = serde_json::from_str(key_ring_json()).unwrap();
@@ -308,9 +372,19 @@ async fn attack_3_a_revoked_or_expired_token_is_inactive(backend: Backend) {
     claims["jti"] = json!("another-session");
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(current.pem.as_bytes()).unwrap();
     let expired = jsonwebtoken::encode(&header, &claims, &key).unwrap();
-    assert_eq!(introspect(&app, SHOP_SECRET, &expired).await.1, json!({"active": false}));
-    assert_error(&app.validate(&expired).await, StatusCode::UNAUTHORIZED, "session_expired");
-    assert_eq!(introspect(&app, SHOP_SECRET, "garbage").await.1, json!({"active": false}));
+    assert_eq!(
+        introspect(&app, SHOP_SECRET, &expired).await.1,
+        json!({"active": false})
+    );
+    assert_error(
+        &app.validate(&expired).await,
+        StatusCode::UNAUTHORIZED,
+        "session_expired",
+    );
+    assert_eq!(
+        introspect(&app, SHOP_SECRET, "garbage").await.1,
+        json!({"active": false})
+    );
 }
 
 async fn attack_4_registrations_at_once_keep_every_passkey(backend: Backend) {
@@ -332,7 +406,11 @@ async fn attack_4_registrations_at_once_keep_every_passkey(backend: Backend) {
             assert_eq!(answer.unwrap(), StatusCode::NO_CONTENT);
         }
     }
-    assert_eq!(account(&app, &alice).await.0.len(), 1 + 2 * ROUNDS, "no passkey lost");
+    assert_eq!(
+        account(&app, &alice).await.0.len(),
+        1 + 2 * ROUNDS,
+        "no passkey lost"
+    );
 }
 
 async fn attack_4_a_cloned_passkey_cannot_sign_in_twice_at_one_count(backend: Backend) {
@@ -345,8 +423,14 @@ async fn attack_4_a_cloned_passkey_cannot_sign_in_twice_at_one_count(backend: Ba
         let (first, options_a) = app.opened_sign_in().await;
         let (second, options_b) = app.opened_sign_in().await;
         let answers = [
-            (first.session_id.clone(), phone.sign(BRIDGE_ORIGIN, &options_a)),
-            (second.session_id.clone(), clone.sign(BRIDGE_ORIGIN, &options_b)),
+            (
+                first.session_id.clone(),
+                phone.sign(BRIDGE_ORIGIN, &options_a),
+            ),
+            (
+                second.session_id.clone(),
+                clone.sign(BRIDGE_ORIGIN, &options_b),
+            ),
         ]
         .map(|(id, signed)| {
             let app = app.clone();
@@ -357,12 +441,22 @@ async fn attack_4_a_cloned_passkey_cannot_sign_in_twice_at_one_count(backend: Ba
             .into_iter()
             .map(Result::unwrap)
             .collect();
-        let won = answers.iter().filter(|a| a.0 == StatusCode::NO_CONTENT).count();
+        let won = answers
+            .iter()
+            .filter(|a| a.0 == StatusCode::NO_CONTENT)
+            .count();
         assert_eq!(won, 1, "{answers:?}");
-        let lost = answers.iter().find(|a| a.0 != StatusCode::NO_CONTENT).unwrap();
+        let lost = answers
+            .iter()
+            .find(|a| a.0 != StatusCode::NO_CONTENT)
+            .unwrap();
         assert_error(lost, StatusCode::CONFLICT, "qr_replay_detected");
     }
-    assert_eq!(signs_in_as(&app, &mut phone).await, alice, "the real phone goes on");
+    assert_eq!(
+        signs_in_as(&app, &mut phone).await,
+        alice,
+        "the real phone goes on"
+    );
 }
 
 /// A request from `ip`, as the trusted proxy in front of the bridge reports it.
@@ -396,8 +490,13 @@ async fn attack_5_a_stranger_with_the_session_id_cannot_decline_or_answer_it(bac
     app.register(&mut stranger, None).await;
     let forged = stranger.sign(BRIDGE_ORIGIN, &context.1["data"]["options"]);
     let answer = reply(
-        from(&app, STRANGER_IP, Method::POST, "/v1/auth/cross-device/verify")
-            .json(&json!({"session_id": s.session_id, "credential": forged})),
+        from(
+            &app,
+            STRANGER_IP,
+            Method::POST,
+            "/v1/auth/cross-device/verify",
+        )
+        .json(&json!({"session_id": s.session_id, "credential": forged})),
     )
     .await;
     assert_error(&answer, StatusCode::FORBIDDEN, "forbidden");

@@ -130,12 +130,21 @@ async fn a_passkey_survives_a_restart_of_the_embedded_bridge() {
 /// `(kid, role)` of every key, as `qr-bridge keys list --json` prints them.
 fn key_roles(config: &Path) -> Vec<(String, String)> {
     let out = qr_bridge(config, &["keys", "list", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     list.as_array()
         .unwrap()
         .iter()
-        .map(|k| (k["kid"].as_str().unwrap().into(), k["role"].as_str().unwrap().into()))
+        .map(|k| {
+            (
+                k["kid"].as_str().unwrap().into(),
+                k["role"].as_str().unwrap().into(),
+            )
+        })
         .collect()
 }
 
@@ -150,24 +159,40 @@ fn keys_rotate_and_import_from_the_command_line() {
     assert!(key_roles(&config).is_empty(), "listing makes nothing");
     let rotate = || {
         let out = qr_bridge(&config, &["keys", "rotate"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         key_roles(&config)
     };
     // The first rotation makes the ring (current and next), then rotates it.
     let first = rotate();
     assert_eq!(first.len(), 3, "current, next, retired: {first:?}");
     let rotated = rotate();
-    assert_eq!(kid_with(&rotated, "current"), kid_with(&first, "next"), "the published next key signs");
+    assert_eq!(
+        kid_with(&rotated, "current"),
+        kid_with(&first, "next"),
+        "the published next key signs"
+    );
     assert!(rotated.contains(&(kid_with(&first, "current"), "retired".into())));
     assert_eq!(rotated.len(), 4);
 
     let pem_path = dir.path().join("old.pem");
     std::fs::write(&pem_path, qr_bridge::token::generate_pem().unwrap()).unwrap();
     let out = qr_bridge(&config, &["keys", "import", pem_path.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let imported = key_roles(&config);
     assert_eq!(imported.iter().filter(|(_, r)| r == "retired").count(), 3);
-    assert!(!first.iter().any(|(kid, _)| *kid == kid_with(&imported, "current")));
+    assert!(
+        !first
+            .iter()
+            .any(|(kid, _)| *kid == kid_with(&imported, "current"))
+    );
     let again = qr_bridge(&config, &["keys", "import", pem_path.to_str().unwrap()]);
     assert!(!again.status.success(), "a key is imported once");
     assert_eq!(key_roles(&config), imported);

@@ -48,8 +48,8 @@ pub fn key_ring_json() -> &'static str {
     static RING: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     RING.get_or_init(|| {
         let pem = || qr_bridge::token::generate_pem().unwrap();
-        let ring = qr_bridge::token::KeyRing::from_pems(pem(), pem(), Timestamp::from_millis(0))
-            .unwrap();
+        let ring =
+            qr_bridge::token::KeyRing::from_pems(pem(), pem(), Timestamp::from_millis(0)).unwrap();
         serde_json::to_string(&ring).unwrap()
     })
 }
@@ -430,7 +430,10 @@ impl Client {
     }
 
     /// `init-registration` as the public SDK sends it from a browser: the publishable key.
-    pub async fn browser_init_registration(&self, external_user_id: Option<&str>) -> (StatusCode, Value) {
+    pub async fn browser_init_registration(
+        &self,
+        external_user_id: Option<&str>,
+    ) -> (StatusCode, Value) {
         self.registration_request(
             self.shop_request(Method::POST, "/v1/auth/cross-device/init-registration"),
             external_user_id,

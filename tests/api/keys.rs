@@ -39,7 +39,9 @@ fn kid_of(token: &str) -> String {
 /// A token for a fresh sign-in on `app`.
 async fn token(app: &TestApp, phone: &mut Phone) -> String {
     let (s, options) = app.opened_sign_in().await;
-    let got = app.verify(&s.session_id, &phone.sign(BRIDGE_ORIGIN, &options)).await;
+    let got = app
+        .verify(&s.session_id, &phone.sign(BRIDGE_ORIGIN, &options))
+        .await;
     assert_eq!(got.0, StatusCode::NO_CONTENT, "{}", got.1);
     app.completion(&s).await.1
 }
@@ -48,9 +50,11 @@ async fn token(app: &TestApp, phone: &mut Phone) -> String {
 async fn rotate(app: &TestApp) {
     let pem = generate_pem().unwrap();
     let ttl = app.settings.token_ttl;
-    keys::change(&*app.store, &app.settings, |ring, now| ring.rotate(pem.clone(), now, ttl))
-        .await
-        .unwrap();
+    keys::change(&*app.store, &app.settings, |ring, now| {
+        ring.rotate(pem.clone(), now, ttl)
+    })
+    .await
+    .unwrap();
 }
 
 /// Turns the clock for one retired key: as if it had been retired `ago` before now.
@@ -79,23 +83,45 @@ async fn a_token_from_before_a_rotation_verifies_until_its_key_retires(backend: 
     app.bridge.refresh_keys().await.unwrap();
     let after = jwks_kids(&app).await;
     assert_eq!(after.len(), 3, "{after:?}");
-    assert_eq!(after[0], published[1], "the next key, published all along, now signs");
+    assert_eq!(
+        after[0], published[1],
+        "the next key, published all along, now signs"
+    );
     assert!(after.contains(&published[0]), "the old key stays published");
-    assert_eq!(app.validate(&before).await.0, StatusCode::OK, "an old token still verifies");
+    assert_eq!(
+        app.validate(&before).await.0,
+        StatusCode::OK,
+        "an old token still verifies"
+    );
     let fresh = token(&app, &mut phone).await;
     assert_eq!(kid_of(&fresh), published[1]);
     assert_eq!(app.validate(&fresh).await.0, StatusCode::OK);
 
     // A token lifetime (and the grace) later, the old key leaves the JWKS.
     let ttl = app.settings.token_ttl;
-    retired_long_ago(&app, &published[0], ttl + RETIRED_GRACE - Duration::from_secs(1)).await;
+    retired_long_ago(
+        &app,
+        &published[0],
+        ttl + RETIRED_GRACE - Duration::from_secs(1),
+    )
+    .await;
     app.bridge.refresh_keys().await.unwrap();
-    assert!(jwks_kids(&app).await.contains(&published[0]), "not a moment before");
+    assert!(
+        jwks_kids(&app).await.contains(&published[0]),
+        "not a moment before"
+    );
     retired_long_ago(&app, &published[0], ttl + RETIRED_GRACE).await;
     app.bridge.refresh_keys().await.unwrap();
     let later = jwks_kids(&app).await;
-    assert!(!later.contains(&published[0]), "gone after token_ttl: {later:?}");
-    assert_error(&app.validate(&before).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(
+        !later.contains(&published[0]),
+        "gone after token_ttl: {later:?}"
+    );
+    assert_error(
+        &app.validate(&before).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
     assert_eq!(app.validate(&fresh).await.0, StatusCode::OK);
 }
 
@@ -114,7 +140,11 @@ async fn two_instances_on_redis_sign_and_verify_with_the_same_keys() {
     b.bridge.refresh_keys().await.unwrap();
     let from_b = token(&b, &mut phone).await;
     assert_ne!(kid_of(&from_b), kid_of(&from_a));
-    assert_eq!(a.validate(&from_b).await.0, StatusCode::OK, "A knew B's new key before the rotation");
+    assert_eq!(
+        a.validate(&from_b).await.0,
+        StatusCode::OK,
+        "A knew B's new key before the rotation"
+    );
     a.bridge.refresh_keys().await.unwrap();
     assert_eq!(jwks_kids(&a).await, jwks_kids(&b).await);
     assert_eq!(a.validate(&from_a).await.0, StatusCode::OK);

@@ -365,11 +365,17 @@ async fn two_registrations_for_one_new_external_id_make_exactly_one_user() {
                 let mut answers = Vec::new();
                 for _ in 0..2 {
                     let s = app.init_registration(Some(&external)).await;
-                    let created = Phone::new().create(BRIDGE_ORIGIN, &app.options(&s.session_id).await);
+                    let created =
+                        Phone::new().create(BRIDGE_ORIGIN, &app.options(&s.session_id).await);
                     answers.push((s, created));
                 }
                 let [(sa, ca), (sb, cb)] = <[_; 2]>::try_from(answers).unwrap();
-                let (a, b, ida, idb) = (app.clone(), app.clone(), sa.session_id.clone(), sb.session_id.clone());
+                let (a, b, ida, idb) = (
+                    app.clone(),
+                    app.clone(),
+                    sa.session_id.clone(),
+                    sb.session_id.clone(),
+                );
                 let (ra, rb) = together(
                     async move { a.verify_registration(&ida, &ca).await },
                     async move { b.verify_registration(&idb, &cb).await },
@@ -389,8 +395,13 @@ async fn two_registrations_for_one_new_external_id_make_exactly_one_user() {
                     .expect("one user");
                 assert_eq!(user.passkeys.len(), 1);
                 assert_eq!(user.id.to_string(), app.completion(winner).await.0);
-                let (_, body) = app.status(&loser.session_id, Some(&loser.polling_token)).await;
-                assert_eq!(body["data"]["status"], "pending", "the loser's desktop still waits: {body}");
+                let (_, body) = app
+                    .status(&loser.session_id, Some(&loser.polling_token))
+                    .await;
+                assert_eq!(
+                    body["data"]["status"], "pending",
+                    "the loser's desktop still waits: {body}"
+                );
                 usize::from(std::ptr::eq(winner, &sb))
             }
         })
@@ -399,5 +410,8 @@ async fn two_registrations_for_one_new_external_id_make_exactly_one_user() {
         .await;
     let second = outcomes.iter().sum::<usize>();
     println!("the second registration won {second} of {ROUNDS}");
-    assert!(second > 0 && second < ROUNDS, "both contenders can win: {second}");
+    assert!(
+        second > 0 && second < ROUNDS,
+        "both contenders can win: {second}"
+    );
 }
