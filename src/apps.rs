@@ -68,8 +68,29 @@ impl Invalid {
     }
 }
 
+/// Hosts only this machine reaches: where plain http and a well-known demo key harm nobody.
+pub fn is_local_host(host: &str) -> bool {
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Plain http reaches a browser only through everyone on the way: passkeys, tokens and the
+/// approval page need https anywhere but on this machine.
+fn require_https(url: &Url, text: &str) -> Result<(), String> {
+    if url.scheme() == "http" && !url.host_str().is_some_and(is_local_host) {
+        return Err(format!(
+            "{text:?} must use https:// (http:// is only for localhost)"
+        ));
+    }
+    Ok(())
+}
+
 /// `https://Example.com:443/` -> `https://example.com`; refuses anything with a path, query or
-/// credentials, since an origin is only scheme, host and port.
+/// credentials, since an origin is only scheme, host and port, and http off localhost.
 pub fn parse_origin(text: &str) -> Result<String, String> {
     let url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -77,6 +98,7 @@ pub fn parse_origin(text: &str) -> Result<String, String> {
             "{text:?} must start with https:// (or http:// for local testing)"
         ));
     }
+    require_https(&url, text)?;
     if url.host_str().is_none()
         || url.path() != "/"
         || url.query().is_some()
@@ -103,7 +125,15 @@ pub fn parse_qr_base_url(text: &str) -> Result<Url, String> {
             "{text:?} must not have a query or fragment: /mobile-auth?session_id=… is appended to it"
         ));
     }
+    require_https(&url, text)?;
     Ok(url)
+}
+
+/// Whether `rp_id` is a public suffix (`com`, `co.uk`, `github.io`): a passkey made for it would
+/// be usable by every site under it.
+pub fn is_public_suffix(rp_id: &str) -> bool {
+    psl::suffix(rp_id.as_bytes())
+        .is_some_and(|suffix| suffix.is_known() && suffix.as_bytes() == rp_id.as_bytes())
 }
 
 /// WebAuthn lets a page use an rp_id equal to its host or to a parent domain of it.
@@ -174,6 +204,14 @@ impl App {
             .as_ref()
             .and_then(Url::host_str)
             .unwrap_or(bridge_host);
+        if is_public_suffix(&rp_id) {
+            return Err(Invalid::new(
+                field("rp_id"),
+                format!(
+                    "{rp_id:?} is a public suffix, shared by unrelated sites: use your own domain, e.g. {page_host:?}"
+                ),
+            ));
+        }
         if rp_id.is_empty() || !rp_id_covers(&rp_id, page_host) {
             return Err(Invalid::new(
                 field("rp_id"),
@@ -427,6 +465,36 @@ mod tests {
         let err = App::from_config("apps[0]", &c, "bridge.example").unwrap_err();
         assert_eq!(err.key, "apps[0].browser_external_ids");
         c.open_signup = true;
+        assert!(App::from_config("apps[0]", &c, "bridge.example").is_ok());
+    }
+
+    #[test]
+    fn plain_http_is_for_localhost_only() {
+        assert!(parse_origin("http://localhost:3000").is_ok());
+        assert!(parse_origin("http://127.0.0.1:3000").is_ok());
+        assert!(parse_origin("http://[::1]:3000").is_ok());
+        assert!(parse_origin("http://app.localhost").is_ok());
+        let err = parse_origin("http://shop.example").unwrap_err();
+        assert!(err.contains("https://"), "{err}");
+        assert!(parse_qr_base_url("http://m.shop.example/app").is_err());
+        assert!(parse_qr_base_url("https://m.shop.example/app").is_ok());
+    }
+
+    #[test]
+    fn an_rp_id_may_not_be_a_public_suffix() {
+        for suffix in ["com", "co.uk", "github.io"] {
+            assert!(is_public_suffix(suffix), "{suffix}");
+        }
+        for own in ["example.com", "shop.github.io", "localhost", "bridge.test"] {
+            assert!(!is_public_suffix(own), "{own}");
+        }
+        let mut c = config();
+        c.primary_qr_base_url = Some("https://shop.github.io".into());
+        c.rp_id = "github.io".into();
+        let err = App::from_config("apps[0]", &c, "bridge.example").unwrap_err();
+        assert_eq!(err.key, "apps[0].rp_id");
+        assert!(err.problem.contains("public suffix"), "{}", err.problem);
+        c.rp_id = "shop.github.io".into();
         assert!(App::from_config("apps[0]", &c, "bridge.example").is_ok());
     }
 

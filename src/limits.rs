@@ -13,6 +13,7 @@ use redis::aio::ConnectionManager;
 use serde::Deserialize;
 
 use crate::secret;
+use crate::session::StartedBy;
 use crate::settings::StoreKind;
 
 /// At most `count` requests per `per`, written `"60/1m"`.
@@ -47,12 +48,15 @@ pub struct Limits {
     pub status_per_token: Rate,
     /// Status polls, stream opens and cancels per client address.
     pub status_per_client: Rate,
-    /// Session starts per app key.
+    /// Session starts per app through its secret key (its backend): nobody else can spend it.
     pub init_per_key: Rate,
-    /// Session starts per client address.
+    /// Session starts from browsers (publishable key, the desktop page) per client.
     pub init_per_client: Rate,
-    /// Phone requests (context, sign-up, verify, deny) per client address.
+    /// Phone requests (context, sign-up, verify, deny) per client.
     pub phone_per_client: Rate,
+    /// IPv6 clients are counted by this prefix (a /64 is what one home or phone gets), so one
+    /// network's many addresses are one client.
+    pub ipv6_prefix: u8,
 }
 
 impl Default for Limits {
@@ -67,6 +71,7 @@ impl Default for Limits {
             init_per_key: rate(1200, 60),
             init_per_client: rate(60, 60),
             phone_per_client: rate(120, 60),
+            ipv6_prefix: 64,
         }
     }
 }
@@ -81,7 +86,18 @@ pub enum Bucket<'a> {
     PhoneClient(IpAddr),
 }
 
-impl Bucket<'_> {
+impl<'a> Bucket<'a> {
+    /// What starting a session counts against. A browser's start counts against its own
+    /// network only: the app's key is public, so a budget shared by every browser of the app
+    /// could be spent by one of them to lock out the others. The secret key's budget belongs to
+    /// the app's backend, which is one client making starts for all of its users.
+    pub fn for_start(app_id: &'a str, by: StartedBy, client: IpAddr) -> Bucket<'a> {
+        match by {
+            StartedBy::Browser => Bucket::InitClient(client),
+            StartedBy::Backend => Bucket::InitKey(app_id),
+        }
+    }
+
     fn rate(&self, limits: &Limits) -> Rate {
         match self {
             Bucket::StatusToken(_) => limits.status_per_token,
@@ -93,16 +109,28 @@ impl Bucket<'_> {
     }
 
     /// Counters are named by digests, so no token or key ever appears in a counter's name.
-    fn key(&self) -> String {
+    fn key(&self, limits: &Limits) -> String {
+        let client = |ip: &IpAddr| secret::digest(&network(*ip, limits.ipv6_prefix).to_string());
         let (kind, value) = match self {
             Bucket::StatusToken(t) => ("st", secret::digest(t)),
-            Bucket::StatusClient(ip) => ("sc", secret::digest(&ip.to_string())),
+            Bucket::StatusClient(ip) => ("sc", client(ip)),
             Bucket::InitKey(k) => ("ik", secret::digest(k)),
-            Bucket::InitClient(ip) => ("ic", secret::digest(&ip.to_string())),
-            Bucket::PhoneClient(ip) => ("pc", secret::digest(&ip.to_string())),
+            Bucket::InitClient(ip) => ("ic", client(ip)),
+            Bucket::PhoneClient(ip) => ("pc", client(ip)),
         };
         format!("{kind}:{}", &value[..32])
     }
+}
+
+/// The network a client is counted as: its IPv4 address, or its IPv6 address's `v6_prefix`.
+pub fn network(ip: IpAddr, v6_prefix: u8) -> IpNet {
+    let ip = ip.to_canonical();
+    let prefix = match ip {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => v6_prefix.min(128),
+    };
+    // The prefix is within the address's length, so this cannot fail.
+    IpNet::new(ip, prefix).map_or_else(|_| IpNet::from(ip), |net| net.trunc())
 }
 
 /// A refusal: come back after this long.
@@ -133,7 +161,10 @@ impl Limiter {
     pub async fn check(&self, buckets: &[Bucket<'_>]) -> Result<(), Limited> {
         let hits = futures::future::join_all(buckets.iter().map(|bucket| async move {
             let rate = bucket.rate(&self.limits);
-            (rate, self.counter.hit(&bucket.key(), rate.per).await)
+            (
+                rate,
+                self.counter.hit(&bucket.key(&self.limits), rate.per).await,
+            )
         }))
         .await;
         let mut wait = None;
@@ -246,9 +277,16 @@ impl TrustedProxies {
         self.nets.iter().any(|net| net.contains(&ip))
     }
 
+    /// Whether every address is trusted: then anyone can name themselves anyone.
+    pub fn trusts_everyone(&self) -> bool {
+        self.nets.iter().any(|net| net.prefix_len() == 0)
+    }
+
     /// The peer, unless it is a trusted proxy: then the nearest address in the forwarding header
-    /// that is not one of ours (right to left, since each proxy appends what it saw).
+    /// that is not one of ours (right to left, since each proxy appends what it saw). Addresses
+    /// are canonical: an IPv4 peer on a dual-stack listener (`::ffff:10.0.0.1`) is `10.0.0.1`.
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let peer = peer.to_canonical();
         if !self.trusts(peer) {
             return peer;
         }
@@ -261,15 +299,26 @@ impl TrustedProxies {
             .collect();
         let mut client = peer;
         for hop in hops.iter().rev() {
-            match hop.parse::<IpAddr>() {
-                Ok(ip) if self.trusts(ip) => client = ip,
-                Ok(ip) => return ip,
+            match hop_address(hop) {
+                Some(ip) if self.trusts(ip) => client = ip,
+                Some(ip) => return ip,
                 // Garbage before any untrusted address: stop at the last hop we could vouch for.
-                Err(_) => return client,
+                None => return client,
             }
         }
         client
     }
+}
+
+/// One entry of a forwarding header: `203.0.113.5`, `203.0.113.5:4711`, `2001:db8::1` or
+/// `[2001:db8::1]:443` (proxies write ports, and brackets around IPv6), canonical.
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    let ip = hop
+        .parse::<IpAddr>()
+        .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|s| s.ip()))
+        .or_else(|_| hop.trim_matches(['[', ']']).parse::<IpAddr>())
+        .ok()?;
+    Some(ip.to_canonical())
 }
 
 #[cfg(test)]
@@ -350,7 +399,67 @@ mod tests {
 
     #[test]
     fn counter_names_never_hold_the_token() {
-        let key = Bucket::StatusToken("pt_supersecret").key();
+        let key = Bucket::StatusToken("pt_supersecret").key(&Limits::default());
         assert!(!key.contains("supersecret"));
+    }
+
+    #[test]
+    fn clients_are_counted_by_network() {
+        let limits = Limits::default();
+        let key = |ip: &str| Bucket::InitClient(ip.parse().unwrap()).key(&limits);
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff::9"),
+            "one /64"
+        );
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(
+            key("::ffff:192.0.2.7"),
+            key("192.0.2.7"),
+            "IPv4-mapped is IPv4"
+        );
+        assert_ne!(key("192.0.2.7"), key("192.0.2.8"));
+        let wider = Limits {
+            ipv6_prefix: 48,
+            ..Limits::default()
+        };
+        let k48 = |ip: &str| Bucket::PhoneClient(ip.parse().unwrap()).key(&wider);
+        assert_eq!(k48("2001:db8:1:2::1"), k48("2001:db8:1:3::1"));
+    }
+
+    #[test]
+    fn forwarded_addresses_with_ports_and_mapped_peers_are_understood() {
+        let proxies = TrustedProxies {
+            nets: vec!["10.0.0.0/8".parse().unwrap()],
+            header: "x-forwarded-for".into(),
+        };
+        let mapped_proxy: IpAddr = "::ffff:10.0.0.2".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        for (hop, client) in [
+            ("198.51.100.9:4711", "198.51.100.9"),
+            ("[2001:db8::7]:443", "2001:db8::7"),
+            ("2001:db8::7", "2001:db8::7"),
+            ("::ffff:198.51.100.9", "198.51.100.9"),
+            ("198.51.100.9, 10.0.0.3:80", "198.51.100.9"),
+        ] {
+            headers.insert("x-forwarded-for", hop.parse().unwrap());
+            assert_eq!(
+                proxies.client(mapped_proxy, &headers),
+                client.parse::<IpAddr>().unwrap(),
+                "{hop}"
+            );
+        }
+        let mapped_stranger: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(
+            proxies.client(mapped_stranger, &headers),
+            "192.0.2.1".parse::<IpAddr>().unwrap(),
+            "shown as the IPv4 address it is"
+        );
+        assert!(!proxies.trusts_everyone());
+        let everyone = TrustedProxies {
+            nets: vec!["0.0.0.0/0".parse().unwrap()],
+            header: "x-forwarded-for".into(),
+        };
+        assert!(everyone.trusts_everyone());
     }
 }

@@ -178,7 +178,7 @@ async fn desk_start(state: &AppState, web: &WebSession, app: &App) -> Result<Des
     let (ip, headers) = client(state).await?;
     if state
         .limiter
-        .check(&[Bucket::InitKey(&app.id), Bucket::InitClient(ip)])
+        .check(&[Bucket::for_start(&app.id, StartedBy::Browser, ip)])
         .await
         .is_err()
     {

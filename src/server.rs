@@ -161,6 +161,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let counter = limits::counter(&settings.store, &settings.redis_prefix)
         .await
         .map_err(|e| anyhow::anyhow!("store: {e}"))?;
+    for warning in &settings.warnings {
+        tracing::warn!("SETTINGS: {warning}");
+    }
     let state = AppState::new(&settings, store, counter).await?;
     let shutdown = state.shutdown.clone();
     // The script's name is the same whoever built it; the wasm's gains `_bg` outside cargo-leptos.

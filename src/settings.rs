@@ -10,7 +10,9 @@ use figment::providers::{Env, Format, Toml};
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::apps::{App, AppConfig, Apps, DEMO_PUBLISHABLE_KEY, Invalid, parse_origin};
+use crate::apps::{
+    App, AppConfig, Apps, DEMO_PUBLISHABLE_KEY, Invalid, is_local_host, parse_origin,
+};
 use crate::limits::{Limits, TrustedProxies};
 
 /// The settings file's shape. Unknown keys are errors, so a typo never silently falls back to a default.
@@ -105,6 +107,8 @@ pub struct Settings {
     pub limits: Limits,
     /// Whose forwarding header names the client (for rate limits); nobody's by default.
     pub proxies: TrustedProxies,
+    /// What is allowed but probably a mistake: said loudly at start.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -200,6 +204,19 @@ impl File {
                 ),
             ));
         }
+        // Checked here so a typo fails at start rather than silently trusting nothing.
+        let proxies = TrustedProxies {
+            header: axum::http::HeaderName::from_bytes(self.client_ip_header.as_bytes())
+                .map_err(|_| Invalid::new("client_ip_header", "is not an HTTP header name"))?
+                .to_string(),
+            nets: self.trusted_proxies,
+        };
+        if self.limits.ipv6_prefix > 128 {
+            return Err(Invalid::new(
+                "limits.ipv6_prefix",
+                "must be between 0 and 128 (e.g. 64)",
+            ));
+        }
         let apps = self
             .apps
             .iter()
@@ -249,25 +266,20 @@ impl File {
                 }
             },
             limits: self.limits,
-            // Checked here so a typo fails at start rather than silently trusting nothing.
-            proxies: TrustedProxies {
-                header: axum::http::HeaderName::from_bytes(self.client_ip_header.as_bytes())
-                    .map_err(|_| Invalid::new("client_ip_header", "is not an HTTP header name"))?
-                    .to_string(),
-                nets: self.trusted_proxies,
-            },
+            warnings: proxies
+                .trusts_everyone()
+                .then(|| {
+                    format!(
+                        "trusted_proxies trusts every address: any client can name itself anyone in {}, \
+                         which defeats the rate limits and shows phones a made-up address; list only your proxies",
+                        proxies.header
+                    )
+                })
+                .into_iter()
+                .collect(),
+            proxies,
         })
     }
-}
-
-/// Hosts only this machine reaches: where a well-known demo key harms nobody.
-fn is_local_host(host: &str) -> bool {
-    host == "localhost"
-        || host.ends_with(".localhost")
-        || host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -374,6 +386,31 @@ mod tests {
                 && err.contains("qr-bridge apps remove app_demo"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn plain_http_and_catch_all_proxies() {
+        let err = message(&format!("public_origin = \"http://bridge.example\"\n{APP}"));
+        assert!(
+            err.contains("public_origin") && err.contains("https://"),
+            "{err}"
+        );
+        let quiet = Settings::from_toml(APP).unwrap();
+        assert!(quiet.warnings.is_empty());
+        let open = Settings::from_toml(&format!(
+            "trusted_proxies = [\"0.0.0.0/0\", \"::/0\"]\n{APP}"
+        ))
+        .unwrap();
+        assert!(
+            open.warnings
+                .iter()
+                .any(|w| w.contains("trusted_proxies trusts every address")),
+            "{:?}",
+            open.warnings
+        );
+        let narrow =
+            Settings::from_toml(&format!("trusted_proxies = [\"10.0.0.0/8\"]\n{APP}")).unwrap();
+        assert!(narrow.warnings.is_empty());
     }
 
     #[test]

@@ -186,13 +186,7 @@ impl FromRequestParts<AppState> for PhoneClaim {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
-        let network = match ip.to_canonical() {
-            std::net::IpAddr::V4(v4) => v4.to_string(),
-            std::net::IpAddr::V6(v6) => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        };
+        let network = crate::limits::network(ip, 64);
         Ok(PhoneClaim(secret::digest(&format!("api-phone {network}"))))
     }
 }

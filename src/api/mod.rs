@@ -137,7 +137,7 @@ async fn init(
         .flatten();
     state
         .limiter
-        .check(&[Bucket::InitKey(&app.id), Bucket::InitClient(ip)])
+        .check(&[Bucket::for_start(&app.id, started_by, ip)])
         .await?;
     let start = Start {
         kind: Kind::Auth,
@@ -166,7 +166,7 @@ async fn init_registration(
         .flatten();
     state
         .limiter
-        .check(&[Bucket::InitKey(&app.id), Bucket::InitClient(ip)])
+        .check(&[Bucket::for_start(&app.id, started_by, ip)])
         .await?;
     let start = Start {
         kind: Kind::Registration,

@@ -263,7 +263,7 @@ impl TestApp {
         let extra = format!("redis_prefix = \"{prefix}\"\n{extra}");
         let settings =
             Settings::from_toml(&settings_toml(ttl, dir.path(), &extra)).expect("test settings");
-        let mut app = Self::start(backend, settings, url.to_owned()).await;
+        let mut app = Self::start(backend, settings, url.to_owned(), "127.0.0.1:0").await;
         app._cleanup = (backend == Backend::Redis).then(|| RedisCleanup(prefix, url.to_owned()));
         app._dir = Some(dir);
         app
@@ -271,7 +271,13 @@ impl TestApp {
 
     /// Another instance of the same deployment: same settings and key, same Redis keys.
     pub async fn sibling(&self) -> Self {
-        Self::start(self.backend, self.settings.clone(), self.redis_url.clone()).await
+        Self::start(
+            self.backend,
+            self.settings.clone(),
+            self.redis_url.clone(),
+            "127.0.0.1:0",
+        )
+        .await
     }
 
     /// A bridge on the Redis at `url` (not the machine's shared one).
@@ -279,7 +285,25 @@ impl TestApp {
         Self::spawn_full(Backend::Redis, "5m", "", url).await
     }
 
-    async fn start(backend: Backend, settings: Settings, redis_url: String) -> Self {
+    /// Listening on `[::]` (both IPv6 and IPv4, as a dual-stack server does): an IPv4 client then
+    /// arrives as `::ffff:127.0.0.1`. Behind a trusted proxy on IPv4 loopback.
+    pub async fn spawn_dual_stack_behind_proxy(backend: Backend, limits: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = format!("qrbtest-{}", uuid::Uuid::new_v4().simple());
+        let extra =
+            format!("redis_prefix = \"{prefix}\"\ntrusted_proxies = [\"127.0.0.0/8\"]\n{limits}");
+        let settings =
+            Settings::from_toml(&settings_toml("5m", dir.path(), &extra)).expect("test settings");
+        let mut app = Self::start(backend, settings, redis_url(), "[::]:0").await;
+        app._cleanup = (backend == Backend::Redis).then(|| RedisCleanup(prefix, redis_url()));
+        app._dir = Some(dir);
+        // Reach it over IPv4, so the peer is IPv4-mapped.
+        let port = app.client.base.rsplit(':').next().unwrap().to_owned();
+        app.client.base = format!("http://127.0.0.1:{port}");
+        app
+    }
+
+    async fn start(backend: Backend, settings: Settings, redis_url: String, bind: &str) -> Self {
         let prefix = settings.redis_prefix.clone();
         let (inner, redis, counter): (Arc<dyn Store>, _, Arc<dyn Counter>) = match backend {
             Backend::Memory => (
@@ -320,7 +344,7 @@ impl TestApp {
         let shutdown = state.shutdown.clone();
         let bridge = state.bridge.clone();
         let router = app(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
