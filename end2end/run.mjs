@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createServer } from "node:net";
+import { createServer as createHttpServer } from "node:http";
 import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -277,6 +278,48 @@ for (const store of ["memory", "redis"]) {
       await d.page.getByText("You're signed in").waitFor();
       await d.context.close();
       await intruder.context.close();
+    });
+
+    test("a page on another origin cannot frame the approval page, and no script runs without its nonce", async () => {
+      const started = await fetch(bridge.origin + "/v1/auth/cross-device/init", {
+        method: "POST",
+        headers: { Authorization: `Bearer ${KEY}`, Origin: bridge.origin, "Content-Type": "application/json" },
+        body: "{}",
+      }).then((r) => r.json());
+      const target = `${bridge.origin}/bridge/${started.data.session_id}`;
+      // The attacker's page, on another origin (another port of 127.0.0.1).
+      const port = await freePort();
+      const server = createHttpServer((req, res) => {
+        res.writeHead(200, { "Content-Type": "text/html" });
+        res.end(`<!doctype html><title>Win a prize</title><iframe id="f" src="${target}" width="400" height="600"></iframe>`);
+      }).listen(port, "127.0.0.1");
+      try {
+        const p = await newPhone(browser);
+        const refusals = [];
+        p.page.on("console", (m) => refusals.push(m.text()));
+        await p.page.goto(`http://127.0.0.1:${port}/`);
+        await p.page.waitForTimeout(1500);
+        const frame = p.page.frames().find((f) => f !== p.page.mainFrame());
+        const shown = frame ? await frame.evaluate(() => document.body?.innerText ?? "").catch(() => "") : "";
+        assert.ok(!shown.includes("wants to sign you in"), `the approval page rendered inside the frame: ${shown}`);
+        assert.ok(refusals.some((t) => t.includes("frame-ancestors")), `Chromium names the refusal: ${refusals.join(" | ")}`);
+        // Opened directly, the same page hydrates under its policy, and a script without the nonce is blocked.
+        await p.page.goto(target);
+        await live(p.page);
+        const policy = (await p.page.request.get(target)).headers()["content-security-policy"];
+        assert.match(policy, /script-src 'self' 'nonce-[A-Za-z0-9_-]+' 'wasm-unsafe-eval'/);
+        const ran = await p.page.evaluate(() => new Promise((resolve) => {
+          window.__injected = false;
+          const s = document.createElement("script");
+          s.textContent = "window.__injected = true";
+          document.body.appendChild(s);
+          setTimeout(() => resolve(window.__injected), 200);
+        }));
+        assert.equal(ran, false, "an injected inline script does not run");
+        await p.context.close();
+      } finally {
+        server.close();
+      }
     });
 
     test("an approval message with markup is shown as text", async () => {

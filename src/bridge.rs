@@ -8,7 +8,10 @@ use uuid::Uuid;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use crate::apps::{App, Apps, Invalid};
-use crate::passkey::{Ceremony, PasskeyError, Passkeys, StoredPasskey, User, user_handle, user_id};
+use crate::passkey::{
+    Ceremony, PasskeyError, Passkeys, StoredPasskey, User, refuse_cross_origin, user_handle,
+    user_id,
+};
 use crate::secret;
 use crate::session::{
     Applied, ApprovalContext, ClaimedElsewhere, Completion, Event, EventKind, Kind, NewSession,
@@ -405,6 +408,7 @@ impl Bridge {
         response: &PublicKeyCredential,
         by: &str,
     ) -> Result<(), BridgeError> {
+        refuse_cross_origin(&response.response.client_data_json)?;
         let (loaded, ceremony) = self.take_ceremony(app, id, by).await?;
         let Ceremony::SignIn(state) = ceremony else {
             return Err(BridgeError::WrongCeremony);
@@ -448,6 +452,7 @@ impl Bridge {
         response: &RegisterPublicKeyCredential,
         by: &str,
     ) -> Result<(), BridgeError> {
+        refuse_cross_origin(&response.response.client_data_json)?;
         let (Loaded { session, now, .. }, ceremony) = self.take_ceremony(app, id, by).await?;
         let Ceremony::Register {
             state,

@@ -14,6 +14,8 @@ pub mod bridge;
 #[cfg(feature = "ssr")]
 pub mod cli;
 #[cfg(feature = "ssr")]
+pub mod headers;
+#[cfg(feature = "ssr")]
 pub mod limits;
 #[cfg(feature = "ssr")]
 pub mod pages;

@@ -113,6 +113,10 @@ pub enum PasskeyError {
     CounterWentBack,
     #[error("the response carries no usable user handle")]
     NoUserHandle,
+    /// Made in a page framed by another site (`clientDataJSON.crossOrigin`): someone else's
+    /// page may be dressing up the approval.
+    #[error("the passkey was used inside a page framed by another site")]
+    CrossOrigin,
     #[error("the response is not valid: {0}")]
     Invalid(String),
 }
@@ -247,6 +251,22 @@ impl Passkeys {
     }
 }
 
+/// Refuses an answer made in a cross-origin frame. webauthn-rs checks this for registrations
+/// only, so both ceremonies ask here, before a challenge is spent on the answer.
+pub fn refuse_cross_origin(client_data_json: &[u8]) -> Result<(), PasskeyError> {
+    #[derive(Deserialize)]
+    struct ClientData {
+        #[serde(default, rename = "crossOrigin")]
+        cross_origin: Option<bool>,
+    }
+    let data: ClientData = serde_json::from_slice(client_data_json)
+        .map_err(|_| PasskeyError::Invalid("clientDataJSON is not JSON".into()))?;
+    match data.cross_origin {
+        Some(true) => Err(PasskeyError::CrossOrigin),
+        _ => Ok(()),
+    }
+}
+
 fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, PasskeyError> {
     serde_json::to_value(value).map_err(|e| PasskeyError::Invalid(e.to_string()))
 }
@@ -325,6 +345,17 @@ mod tests {
                 .as_array()
                 .is_some_and(|a| !a.is_empty())
         );
+    }
+
+    #[test]
+    fn answers_from_a_cross_origin_frame_are_refused() {
+        assert!(refuse_cross_origin(br#"{"type":"webauthn.get","crossOrigin":false}"#).is_ok());
+        assert!(refuse_cross_origin(br#"{"type":"webauthn.get"}"#).is_ok());
+        assert!(matches!(
+            refuse_cross_origin(br#"{"type":"webauthn.get","crossOrigin":true}"#),
+            Err(PasskeyError::CrossOrigin)
+        ));
+        assert!(refuse_cross_origin(b"not json").is_err());
     }
 
     #[test]

@@ -12,7 +12,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
-use crate::api;
 use crate::apps::Invalid;
 use crate::bridge::{Bridge, KEY_REFRESH, SetupError};
 use crate::limits::{self, Counter, Limiter, TrustedProxies};
@@ -20,6 +19,7 @@ use crate::pages::{self, WebSessions};
 use crate::settings::{Settings, StoreKind};
 use crate::store::{self, Store};
 use crate::ui::{App, shell};
+use crate::{api, headers};
 
 /// What every handler and server function reaches, behind one `Arc`: extractors clone the state
 /// on every request, and field by field that clone was a measurable share of a cheap request.
@@ -104,7 +104,7 @@ pub fn app(state: AppState) -> Router {
         .web_sessions
         .clone()
         .layer(state.public_origin.starts_with("https://"));
-    Router::new()
+    let router = Router::new()
         .merge(api::routes(state.bridge.apps()))
         .route(
             "/login/{app_id}/events",
@@ -115,8 +115,8 @@ pub fn app(state: AppState) -> Router {
         .leptos_routes(&state, pages, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(sessions)
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    headers::apply(router).layer(TraceLayer::new_for_http())
 }
 
 /// Built by hand rather than read from Cargo.toml, so the binary runs the same from

@@ -122,7 +122,8 @@ impl ApiError {
                     }
                     PasskeyError::WrongSite
                     | PasskeyError::NotVerified
-                    | PasskeyError::NoUserHandle => {
+                    | PasskeyError::NoUserHandle
+                    | PasskeyError::CrossOrigin => {
                         (S::BAD_REQUEST, "qr_invalid_response", sentence(p))
                     }
                     PasskeyError::Invalid(_) => (

@@ -12,6 +12,11 @@ pub use approval::{Approval, Asking, PhoneOutcome};
 pub use desktop::{AppLabel, Desk, Ending, Waiting};
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(nonce) = leptos::nonce::use_nonce() {
+        let reload = (options.env == leptos::config::Env::DEV).then_some(options.reload_port);
+        crate::headers::set_page_headers(&nonce, reload);
+    }
     view! {
         <!DOCTYPE html>
         <html lang="en">

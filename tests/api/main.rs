@@ -3,6 +3,7 @@
 mod attacks;
 mod cli;
 mod cross_device;
+mod headers;
 mod helpers;
 mod keys;
 mod limits;
