@@ -36,10 +36,12 @@ struct Slot {
     expires_at_ms: u64,
 }
 
+/// Who signed in, as the page shows it: the token itself is the desktop's to receive through the
+/// API, never kept here.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct SignedIn {
     user_id: String,
-    session_token: String,
+    token_preview: String,
 }
 
 fn waiting_key(app: &App) -> String {
@@ -47,7 +49,7 @@ fn waiting_key(app: &App) -> String {
 }
 
 fn signed_in_key(app: &App) -> String {
-    format!("desk.signed_in.{}", app.id)
+    format!("desk.user.{}", app.id)
 }
 
 const CLAIM_KEY: &str = "phone.claim";
@@ -124,7 +126,7 @@ async fn desk_current(
         return Ok(Some(Desk::SignedIn {
             app: label(app),
             user_id: signed.user_id,
-            token_preview: preview(&signed.session_token),
+            token_preview: signed.token_preview,
         }));
     }
     let Some(slot) = web.get::<Slot>(&waiting_key(app)).await.map_err(internal)? else {
@@ -138,7 +140,11 @@ async fn desk_current(
         Err(BridgeError::NotFound) => return Ok(None),
         Err(e) => return Err(internal(e)),
     };
-    let ended = |why| {
+    // A code that ended keeps no polling token behind in the browser session.
+    let ended = async |why| {
+        web.remove::<Slot>(&waiting_key(app))
+            .await
+            .map_err(internal)?;
         Ok(Some(Desk::Ended {
             app: label(app),
             why,
@@ -153,8 +159,10 @@ async fn desk_current(
                 .ok_or_else(|| internal("completed without a token"))?;
             let signed = SignedIn {
                 user_id: done.user_id.to_string(),
-                session_token: done.session_token.expose().to_owned(),
+                token_preview: preview(done.session_token.expose()),
             };
+            // Signing in changes who this browser is: a session id anyone saw before is void.
+            web.cycle_id().await.map_err(internal)?;
             web.insert(&signed_in_key(app), &signed)
                 .await
                 .map_err(internal)?;
@@ -164,12 +172,12 @@ async fn desk_current(
             Ok(Some(Desk::SignedIn {
                 app: label(app),
                 user_id: signed.user_id,
-                token_preview: preview(&signed.session_token),
+                token_preview: signed.token_preview,
             }))
         }
-        State::Denied => ended(Ending::Denied),
-        State::Cancelled => ended(Ending::Cancelled),
-        State::Expired => ended(Ending::Expired),
+        State::Denied => ended(Ending::Denied).await,
+        State::Cancelled => ended(Ending::Cancelled).await,
+        State::Expired => ended(Ending::Expired).await,
     }
 }
 
@@ -438,12 +446,13 @@ pub async fn approval_open(session_id: &str, create: bool) -> Result<Approval, S
             message: "Wait a minute, then try again.".into(),
         });
     }
-    let web = web_session().await?;
-    let by = claim(&web).await?;
+    // Found first: a made-up code gets no browser session.
     let app = match state.bridge.app_of(&id).await {
         Ok(app) => app,
         Err(e) => return Ok(gone_page(&e)),
     };
+    let web = web_session().await?;
+    let by = claim(&web).await?;
     let opened = if create {
         state.bridge.open_signup(&app, &id, &by).await
     } else {
@@ -514,13 +523,13 @@ async fn phone_context(
             message: "Too many attempts; wait a minute and try again.".into(),
         });
     }
+    let app = state.bridge.app_of(&id).await.map_err(outcome)?;
     let web = web_session()
         .await
         .map_err(|_| outcome(BridgeError::Contended))?;
     let by = claim(&web)
         .await
         .map_err(|_| outcome(BridgeError::Contended))?;
-    let app = state.bridge.app_of(&id).await.map_err(outcome)?;
     Ok((state, id, app, by))
 }
 
@@ -565,17 +574,67 @@ pub async fn phone_decline(session_id: &str) -> Result<PhoneOutcome, ServerFnErr
         .map_or_else(outcome, |()| PhoneOutcome::Declined))
 }
 
+/// The largest server-function body: a passkey's answer is a few kilobytes.
+const SERVER_FN_BODY_LIMIT: usize = 64 * 1024;
+
+/// Server functions (`/api/…`) act with the browser's cookie, so only the bridge's own pages may
+/// call them: a request a browser marks as coming from another origin is refused (a form on a
+/// sibling subdomain carries a Lax cookie). Bodies are read here, bounded, so an oversized one is
+/// a 413 rather than a failure inside the function.
+pub async fn guard_server_fns(
+    Extract(state): Extract<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::http::StatusCode;
+    if !request.uri().path().starts_with("/api/") {
+        return next.run(request).await;
+    }
+    let own = from_own_page(request.headers(), &state.public_origin);
+    if !own {
+        return (
+            StatusCode::FORBIDDEN,
+            "this action is only accepted from the bridge's own pages",
+        )
+            .into_response();
+    }
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, SERVER_FN_BODY_LIMIT).await {
+        Ok(bytes) => {
+            next.run(axum::extract::Request::from_parts(parts, bytes.into()))
+                .await
+        }
+        Err(_) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is larger than 64 KiB",
+        )
+            .into_response(),
+    }
+}
+
+/// Whether a browser says the request comes from the bridge's own pages.
+fn from_own_page(headers: &HeaderMap, public_origin: &str) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match (header("origin"), header("sec-fetch-site")) {
+        (Some(origin), _) => origin == public_origin,
+        // No Origin: a browser still says where the request came from; a non-browser client
+        // carries no cookie of anyone's to abuse.
+        (None, Some(site)) => matches!(site, "same-origin" | "none"),
+        (None, None) => true,
+    }
+}
+
 /// Where browser sessions live: in this process, or in Redis so every instance knows the browser.
 #[derive(Clone, Debug)]
 pub enum WebSessions {
-    Memory(tower_sessions::MemoryStore),
+    Memory(MemoryWebSessions),
     Redis(RedisWebSessions),
 }
 
 impl WebSessions {
     pub fn new(settings: &Settings) -> Result<Self, String> {
         Ok(match &settings.store {
-            StoreKind::Memory => WebSessions::Memory(tower_sessions::MemoryStore::default()),
+            StoreKind::Memory => WebSessions::Memory(MemoryWebSessions::default()),
             StoreKind::Redis { url } => {
                 WebSessions::Redis(RedisWebSessions::new(url, &settings.redis_prefix)?)
             }
@@ -620,6 +679,74 @@ impl SessionStore for WebSessions {
             WebSessions::Memory(m) => m.delete(id).await,
             WebSessions::Redis(r) => r.delete(id).await,
         }
+    }
+}
+
+/// How often creating a browser session also sweeps out the expired ones.
+const WEB_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Browser sessions in this process, dropped once expired (tower-sessions' own memory store
+/// keeps every session it ever made: one per visitor, forever).
+#[derive(Clone, Debug, Default)]
+pub struct MemoryWebSessions(Arc<std::sync::Mutex<WebSessionMap>>);
+
+#[derive(Debug, Default)]
+struct WebSessionMap {
+    records: std::collections::HashMap<Id, Record>,
+    last_sweep: Option<std::time::Instant>,
+}
+
+impl MemoryWebSessions {
+    fn map(&self) -> std::sync::MutexGuard<'_, WebSessionMap> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// How many sessions are kept, expired or not.
+    pub fn len(&self) -> usize {
+        self.map().records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn is_active(record: &Record) -> bool {
+    record.expiry_date > tower_sessions::cookie::time::OffsetDateTime::now_utc()
+}
+
+#[async_trait]
+impl SessionStore for MemoryWebSessions {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        let mut map = self.map();
+        if map
+            .last_sweep
+            .is_none_or(|at| at.elapsed() >= WEB_SWEEP_EVERY)
+        {
+            map.records.retain(|_, r| is_active(r));
+            map.last_sweep = Some(std::time::Instant::now());
+        }
+        while map.records.contains_key(&record.id) {
+            record.id = Id::default();
+        }
+        map.records.insert(record.id, record.clone());
+        Ok(())
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        self.map().records.insert(record.id, record.clone());
+        Ok(())
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        Ok(self.map().records.get(id).filter(|r| is_active(r)).cloned())
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        self.map().records.remove(id);
+        Ok(())
     }
 }
 
@@ -710,5 +837,45 @@ impl SessionStore for RedisWebSessions {
         del.query_async::<()>(&mut self.conn().await?)
             .await
             .map_err(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower_sessions::cookie::time::{Duration, OffsetDateTime};
+
+    fn record(expires_in: Duration) -> Record {
+        Record {
+            id: Id::default(),
+            data: Default::default(),
+            expiry_date: OffsetDateTime::now_utc() + expires_in,
+        }
+    }
+
+    #[tokio::test]
+    async fn expired_browser_sessions_are_evicted() {
+        let store = MemoryWebSessions::default();
+        let expired: Vec<Record> = (0..100).map(|_| record(Duration::minutes(-1))).collect();
+        for r in &expired {
+            store.save(r).await.unwrap();
+        }
+        let live = record(Duration::hours(12));
+        store.save(&live).await.unwrap();
+        assert_eq!(store.len(), 101);
+        assert!(
+            store.load(&expired[0].id).await.unwrap().is_none(),
+            "expired reads as absent"
+        );
+        store
+            .create(&mut record(Duration::hours(12)))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.len(),
+            2,
+            "the expired ones are gone, the live ones kept"
+        );
+        assert!(store.load(&live.id).await.unwrap().is_some());
     }
 }

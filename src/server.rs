@@ -115,6 +115,10 @@ pub fn app(state: AppState) -> Router {
         .leptos_routes(&state, pages, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            pages::guard_server_fns,
+        ))
         .with_state(state);
     headers::apply(router).layer(TraceLayer::new_for_http())
 }

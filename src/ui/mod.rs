@@ -9,7 +9,7 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, StaticSegment, path};
 
 pub use approval::{Approval, Asking, PhoneOutcome};
-pub use desktop::{AppLabel, Desk, Ending, Waiting};
+pub use desktop::{AppLabel, Desk, DeskOpen, DeskRefresh, DeskSignOut, Ending, Waiting};
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]

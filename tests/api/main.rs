@@ -7,6 +7,7 @@ mod headers;
 mod helpers;
 mod keys;
 mod limits;
+mod pages;
 mod passkeys;
 mod phone;
 mod races;
