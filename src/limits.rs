@@ -57,6 +57,10 @@ pub struct Limits {
     /// IPv6 clients are counted by this prefix (a /64 is what one home or phone gets), so one
     /// network's many addresses are one client.
     pub ipv6_prefix: u8,
+    /// Status streams open at once for one session, on one instance.
+    pub streams_per_session: usize,
+    /// Desktop-page streams open at once for one browser session, on one instance.
+    pub streams_per_browser: usize,
 }
 
 impl Default for Limits {
@@ -72,6 +76,8 @@ impl Default for Limits {
             init_per_client: rate(60, 60),
             phone_per_client: rate(120, 60),
             ipv6_prefix: 64,
+            streams_per_session: 10,
+            streams_per_browser: 10,
         }
     }
 }
@@ -153,6 +159,10 @@ pub struct Limiter {
 impl Limiter {
     pub fn new(limits: Limits, counter: Arc<dyn Counter>) -> Self {
         Self { limits, counter }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Counts the request in each bucket; refused if any is over its rate. If the counters cannot

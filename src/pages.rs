@@ -17,7 +17,7 @@ use tower_sessions::session_store::{self, SessionStore};
 use tower_sessions::{Expiry, Session as WebSession, SessionManagerLayer};
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
-use crate::api::{ApiError, stream};
+use crate::api::{ApiError, ClientIp, stream};
 use crate::apps::App;
 use crate::bridge::{BridgeError, Start};
 use crate::limits::Bucket;
@@ -288,28 +288,55 @@ pub async fn desk_sign_out(app_id: &str) -> Result<Desk, ServerFnError> {
 pub async fn desk_events(
     Extract(state): Extract<AppState>,
     Path(app_id): Path<String>,
+    ClientIp(ip): ClientIp,
     web: WebSession,
     headers: HeaderMap,
 ) -> Response {
-    let slot = match state.bridge.apps().get(&app_id) {
+    match desk_stream(&state, &app_id, ip, &web, &headers).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Counted like the API's streams: by the client's status budget, and at most so many open at
+/// once for one code and for one browser.
+async fn desk_stream(
+    state: &AppState,
+    app_id: &str,
+    ip: IpAddr,
+    web: &WebSession,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    state.limiter.check(&[Bucket::StatusClient(ip)]).await?;
+    let slot = match state.bridge.apps().get(app_id) {
         Some(app) => web.get::<Slot>(&waiting_key(app)).await.ok().flatten(),
         None => None,
     };
-    let Some((slot, id)) =
-        slot.and_then(|s| Some((s.clone(), SessionId::parse(&s.session_id).ok()?)))
-    else {
-        return ApiError::Bridge(BridgeError::NotFound).into_response();
+    let (Some((slot, id)), Some(browser)) = (
+        slot.and_then(|s| Some((s.clone(), SessionId::parse(&s.session_id).ok()?))),
+        web.id(),
+    ) else {
+        return Err(BridgeError::NotFound.into());
     };
+    let limits = state.limiter.limits();
+    let slots = vec![
+        state
+            .streams
+            .take(format!("browser {browser}"), limits.streams_per_browser)?,
+        state
+            .streams
+            .take(format!("session {id}"), limits.streams_per_session)?,
+    ];
     stream::respond(
         state.bridge.clone(),
         id,
         Some(slot.polling_token),
-        &headers,
+        headers,
         state.shutdown.clone(),
         false,
+        slots,
     )
     .await
-    .into_response()
 }
 
 /// This browser's claim on the requests it opens: a random secret in its session, given to

@@ -36,6 +36,8 @@ pub struct Shared {
     /// The app whose sign-in page is served at `/`.
     pub home_app: Option<String>,
     pub web_sessions: WebSessions,
+    /// Status streams open on this instance, by session and by browser session.
+    pub streams: api::stream::OpenStreams,
     pub public_origin: String,
     pub leptos: LeptosOptions,
 }
@@ -71,6 +73,7 @@ impl AppState {
             proxies: Arc::new(settings.proxies.clone()),
             shutdown,
             home_app: settings.home_app.clone(),
+            streams: api::stream::OpenStreams::default(),
             web_sessions: WebSessions::new(settings)
                 .map_err(|e| SetupError::Settings(Invalid::new("store", e)))?,
             public_origin: settings.public_origin.clone(),

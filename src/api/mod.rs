@@ -20,9 +20,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 pub use error::ApiError;
-use extract::{
-    Backend, Bearer, Caller, ClientIp, Id, JsonBody, PhoneClaim, PollingToken, TokenParam,
-};
+pub use extract::ClientIp;
+use extract::{Backend, Bearer, Caller, Id, JsonBody, PhoneClaim, PollingToken, TokenParam};
 
 use crate::apps::{App, Apps};
 use crate::bridge::{
@@ -236,6 +235,8 @@ async fn status(
         .check(&status_buckets(token.as_deref(), ip))
         .await?;
     if stream::wanted(&headers) {
+        let cap = state.limiter.limits().streams_per_session;
+        let slot = state.streams.take(format!("session {id}"), cap)?;
         return stream::respond(
             state.bridge.clone(),
             id,
@@ -243,6 +244,7 @@ async fn status(
             &headers,
             state.shutdown.clone(),
             true,
+            vec![slot],
         )
         .await;
     }

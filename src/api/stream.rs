@@ -5,8 +5,9 @@
 //! before it reads, re-reads on every notice (any instance's write, or a resync after a lost
 //! connection), and ends on a final state, at expiry, or when the server shuts down.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, HeaderMap, HeaderValue};
@@ -103,7 +104,57 @@ fn event(o: &Observed, reveal_token: bool) -> Event {
     Event::default().id(id).data(data)
 }
 
+/// Open streams per key (a session, a browser session), on this instance: each stream holds a
+/// connection and a subscription, so nobody may hold many of them for one thing.
+#[derive(Default)]
+pub struct OpenStreams {
+    open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One open stream's place; given back when the stream ends, however it ends.
+pub struct StreamSlot {
+    open: Arc<Mutex<HashMap<String, usize>>>,
+    key: String,
+}
+
+impl OpenStreams {
+    /// A place for one more stream under `key`, unless `cap` are open already.
+    pub fn take(&self, key: String, cap: usize) -> Result<StreamSlot, ApiError> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(key.clone()).or_default();
+        if *count >= cap {
+            // A stream lasts minutes: come back after a heartbeat or so.
+            return Err(ApiError::RateLimited(HEARTBEAT));
+        }
+        *count += 1;
+        Ok(StreamSlot {
+            open: self.open.clone(),
+            key,
+        })
+    }
+
+    /// Streams open under `key` now.
+    pub fn count(&self, key: &str) -> usize {
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.get(key).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
 struct Watcher {
+    /// Held for as long as the stream is open.
+    _slots: Vec<StreamSlot>,
     bridge: Arc<Bridge>,
     id: SessionId,
     token: Option<String>,
@@ -150,6 +201,7 @@ impl Watcher {
     }
 }
 
+/// `slots` are the places this stream takes (see [`OpenStreams`]), held until it ends.
 pub async fn respond(
     bridge: Arc<Bridge>,
     id: SessionId,
@@ -157,9 +209,11 @@ pub async fn respond(
     headers: &HeaderMap,
     shutdown: CancellationToken,
     reveal_token: bool,
+    slots: Vec<StreamSlot>,
 ) -> Result<Response, ApiError> {
     let (subscription, first) = bridge.watch(&id, token.as_deref()).await?;
     let watcher = Watcher {
+        _slots: slots,
         bridge,
         id,
         token,
@@ -227,6 +281,21 @@ mod tests {
             "the SDK's poll"
         );
         assert!(!wanted(&headers(&[])));
+    }
+
+    #[test]
+    fn open_streams_are_capped_per_key_and_given_back() {
+        let open = OpenStreams::default();
+        let first = open.take("s:a".into(), 2).unwrap();
+        let _second = open.take("s:a".into(), 2).unwrap();
+        assert!(open.take("s:a".into(), 2).is_err(), "a third is refused");
+        assert!(open.take("s:b".into(), 2).is_ok(), "per key");
+        drop(first);
+        assert_eq!(open.count("s:a"), 1);
+        assert!(
+            open.take("s:a".into(), 2).is_ok(),
+            "a place given back is free again"
+        );
     }
 
     #[test]

@@ -480,3 +480,91 @@ async fn a_stream_outlives_a_redis_restart() {
         "the hub reconnected"
     );
 }
+
+both_stores!(
+    a_session_holds_at_most_its_cap_of_streams,
+    one_browser_holds_at_most_its_cap_of_desktop_streams,
+    desktop_streams_are_counted_by_the_clients_status_budget,
+);
+
+async fn a_session_holds_at_most_its_cap_of_streams(backend: Backend) {
+    let app = TestApp::spawn_configured(
+        backend,
+        "5m",
+        &format!("{RELAXED_LIMITS}\nstreams_per_session = 3"),
+    )
+    .await;
+    let s = app.init().await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let events = Events::open(&app, &s.session_id, Some(&s.polling_token), None).await;
+        assert_eq!(events.status, StatusCode::OK);
+        open.push(events);
+    }
+    let refused = Events::open(&app, &s.session_id, Some(&s.polling_token), None).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers.contains_key("retry-after"));
+    // Another session is not affected, and polling still answers.
+    let other = app.init().await;
+    let events = Events::open(&app, &other.session_id, Some(&other.polling_token), None).await;
+    assert_eq!(events.status, StatusCode::OK);
+    assert_eq!(
+        app.status(&s.session_id, Some(&s.polling_token)).await.0,
+        StatusCode::OK
+    );
+    // The open streams still work: they see the session end.
+    app.context(&s.session_id).await;
+    for events in &mut open {
+        assert!(events.next_within(Duration::from_secs(5)).await.is_some());
+    }
+}
+
+async fn one_browser_holds_at_most_its_cap_of_desktop_streams(backend: Backend) {
+    desktop_streams_refused_after(backend, "streams_per_browser = 3", 3).await;
+}
+
+async fn desktop_streams_are_counted_by_the_clients_status_budget(backend: Backend) {
+    let limits = "[limits]\nstatus_per_client = \"2/1m\"\ninit_per_client = \"100/1m\"";
+    desktop_streams_refused_after(backend, limits, 2).await;
+}
+
+/// A desktop page in one browser opens streams until the `allowed`-th, then is refused.
+async fn desktop_streams_refused_after(backend: Backend, limits: &str, allowed: usize) {
+    use leptos::server_fn::ServerFn;
+    let limits = if limits.starts_with('[') {
+        limits.to_owned()
+    } else {
+        format!("{RELAXED_LIMITS}\n{limits}")
+    };
+    let app = TestApp::spawn_configured(backend, "5m", &limits).await;
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let opened = browser
+        .post(format!("{}{}", app.base, qr_bridge::ui::DeskOpen::PATH))
+        .header("Origin", BRIDGE_ORIGIN)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("app_id=shop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), StatusCode::OK);
+    let stream = || {
+        browser
+            .get(format!("{}/login/shop/events", app.base))
+            .header("Accept", "text/event-stream")
+            .timeout(Duration::from_secs(600))
+            .send()
+    };
+    let mut open = Vec::new();
+    for _ in 0..allowed {
+        let res = stream().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        open.push(res);
+    }
+    let refused = stream().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "qr_rate_limited");
+}
