@@ -150,6 +150,8 @@ store = "{store}"
 redis_prefix = "{prefix}"
 session_ttl = "30m"
 data_dir = "{data}"
+# The waiting-desktops pair holds as many streams as the open-file limit allows.
+max_connections = 1000000
 
 [limits]
 status_per_token = "1000000000/1m"

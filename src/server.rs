@@ -1,6 +1,5 @@
 //! The HTTP server: one router for the API and the pages over shared state, served with graceful shutdown.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -10,13 +9,15 @@ use leptos::config::{Env, LeptosOptions};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::apps::Invalid;
 use crate::bridge::{Bridge, KEY_REFRESH, SetupError};
 use crate::limits::{self, Counter, Limiter, TrustedProxies};
 use crate::pages::{self, WebSessions};
-use crate::settings::{Settings, StoreKind};
+use crate::settings::{Connections, Settings, StoreKind};
 use crate::store::{self, Store};
 use crate::ui::{App, shell};
 use crate::{api, headers};
@@ -198,20 +199,85 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         settings.public_origin,
         settings.apps.iter().count()
     );
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: ending open streams");
-        // Open event streams end on this; axum then waits only for requests in flight.
-        shutdown.cancel();
-    })
-    .await?;
+        stop.cancel();
+    });
+    serve_on(listener, app(state), settings.connections, shutdown).await;
 
     tracing::info!("QR Bridge stopped");
     Ok(())
+}
+
+/// Serves `router` on `listener` until `shutdown`, then waits for the requests in flight (open
+/// event streams end on the same signal). Each connection must send a request head within
+/// `header_timeout` (hyper's own timer, which also closes idle keep-alive connections), each
+/// request is answered within `request_timeout`, and at most `max_connections` are open: the
+/// rest wait in the listen queue. The router sees the peer as `ConnectInfo<SocketAddr>`.
+pub async fn serve_on(
+    listener: TcpListener,
+    router: Router,
+    limits: Connections,
+    shutdown: CancellationToken,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let router = router.layer(TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        limits.request_timeout,
+    ));
+    // HTTP/1.1 only, as before: its timer runs from the first byte a connection owes, so an idle
+    // or slow connection is closed by hyper itself.
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let places = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    loop {
+        let place = tokio::select! {
+            () = shutdown.cancelled() => break,
+            place = places.clone().acquire_owned() => match place {
+                Ok(place) => place,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, most often: wait for some to close rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router.clone().map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            },
+        );
+        let connection =
+            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended");
+            }
+            drop(place);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 async fn shutdown_signal() {

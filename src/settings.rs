@@ -46,8 +46,26 @@ struct File {
     home_app: Option<String>,
     #[serde(default = "default_redis_prefix")]
     redis_prefix: String,
+    #[serde(default = "default_header_timeout", with = "humantime_serde")]
+    header_timeout: Duration,
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    request_timeout: Duration,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
     #[serde(default)]
     apps: Vec<AppConfig>,
+}
+
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_max_connections() -> usize {
+    10_000
 }
 
 fn default_redis_prefix() -> String {
@@ -109,6 +127,18 @@ pub struct Settings {
     pub proxies: TrustedProxies,
     /// What is allowed but probably a mistake: said loudly at start.
     pub warnings: Vec<String>,
+    pub connections: Connections,
+}
+
+/// How long and how many connections may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Connections {
+    /// A connection must send a whole request head within this, also while idle between requests.
+    pub header_timeout: Duration,
+    /// A request must be answered (its response begun) within this: a slow body is cut off.
+    pub request_timeout: Duration,
+    /// Connections open at once; more wait to be accepted.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,6 +241,15 @@ impl File {
                 .to_string(),
             nets: self.trusted_proxies,
         };
+        if self.header_timeout.is_zero()
+            || self.request_timeout.is_zero()
+            || self.max_connections == 0
+        {
+            return Err(Invalid::new(
+                "header_timeout",
+                "header_timeout, request_timeout and max_connections must be above zero",
+            ));
+        }
         if self.limits.ipv6_prefix > 128 {
             return Err(Invalid::new(
                 "limits.ipv6_prefix",
@@ -266,6 +305,11 @@ impl File {
                 }
             },
             limits: self.limits,
+            connections: Connections {
+                header_timeout: self.header_timeout,
+                request_timeout: self.request_timeout,
+                max_connections: self.max_connections,
+            },
             warnings: proxies
                 .trusts_everyone()
                 .then(|| {

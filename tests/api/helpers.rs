@@ -1,6 +1,5 @@
 //! The harness: a real bridge on port 0 over the embedded store or the real Redis, and a client that speaks like the SDK.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -347,15 +346,14 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = shutdown.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-            .unwrap();
-        });
+        // Served as the binary serves it: hyper's timeouts, the connection cap, graceful shutdown.
+        let connections = settings.connections;
+        let server = tokio::spawn(qr_bridge::server::serve_on(
+            listener,
+            router,
+            connections,
+            stop,
+        ));
         TestApp {
             client: Client::new(&format!("http://{addr}")),
             store,

@@ -2,6 +2,7 @@
 
 mod attacks;
 mod cli;
+mod connections;
 mod cross_device;
 mod headers;
 mod helpers;
