@@ -203,6 +203,12 @@ impl Bridge {
         Ok(())
     }
 
+    /// Whether the store answers: what `/readyz` reports.
+    pub async fn ready(&self) -> Result<(), BridgeError> {
+        self.store.now().await?;
+        Ok(())
+    }
+
     pub fn apps(&self) -> &Apps {
         &self.apps
     }

@@ -241,8 +241,8 @@ return {n, left}
 impl RedisCounter {
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-        let conn = client
-            .get_connection_manager()
+        // Fails fast like the store: a limit that cannot be counted lets the request through.
+        let conn = crate::store::redis_manager(&client)
             .await
             .map_err(|e| e.to_string())?;
         Ok(Self {

@@ -801,7 +801,7 @@ impl RedisWebSessions {
 
     async fn conn(&self) -> session_store::Result<redis::aio::ConnectionManager> {
         self.conn
-            .get_or_try_init(|| self.client.get_connection_manager())
+            .get_or_try_init(|| crate::store::redis_manager(&self.client))
             .await
             .cloned()
             .map_err(backend)

@@ -83,6 +83,13 @@ impl AppState {
     }
 }
 
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<&'static str, api::ApiError> {
+    state.bridge.ready().await?;
+    Ok("ready")
+}
+
 /// Reads the signing keys every [`KEY_REFRESH`], so a `qr-bridge keys rotate` reaches every
 /// instance without a restart; a failed read keeps the keys it has.
 async fn refresh_keys(bridge: std::sync::Weak<Bridge>, shutdown: CancellationToken) {
@@ -114,8 +121,10 @@ pub fn app(state: AppState) -> Router {
             "/login/{app_id}/events",
             axum::routing::get(pages::desk_events),
         )
-        // For load balancers (and the benchmark's HTTP ceiling): touches no store.
+        // Liveness, for the benchmark's HTTP ceiling too: touches no store.
         .route("/healthz", axum::routing::get(|| async { "ok" }))
+        // Readiness, for load balancers: fails while the store does not answer.
+        .route("/readyz", axum::routing::get(readyz))
         .leptos_routes(&state, pages, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(sessions)

@@ -8,6 +8,7 @@ use crate::apps::AuthError;
 use crate::bridge::BridgeError;
 use crate::passkey::PasskeyError;
 use crate::session::{InvalidApprovalContext, InvalidExternalUserId, InvalidSessionId};
+use crate::store::StoreError;
 use crate::token::TokenError;
 use crate::wire::{ErrorBody, ErrorEnvelope};
 
@@ -138,6 +139,11 @@ impl ApiError {
                 BridgeError::Token(TokenError::Invalid | TokenError::Revoked) => {
                     (S::UNAUTHORIZED, "unauthorized", sentence(e))
                 }
+                BridgeError::Store(StoreError::Unavailable(_)) => (
+                    S::SERVICE_UNAVAILABLE,
+                    "service_unavailable",
+                    "The service is briefly unavailable; try again in a moment.".into(),
+                ),
                 BridgeError::Store(_) | BridgeError::Contended | BridgeError::Token(_) => (
                     S::INTERNAL_SERVER_ERROR,
                     "internal_error",
@@ -184,6 +190,11 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, 1.into());
+        }
         if let ApiError::RateLimited(wait) = self {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

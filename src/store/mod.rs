@@ -18,7 +18,7 @@ use crate::session::{Session, SessionId, Timestamp, UserId};
 use crate::settings::StoreKind;
 
 pub use memory::MemoryStore;
-pub use redis::RedisStore;
+pub use redis::{REDIS_TIMEOUT, RedisStore, manager as redis_manager};
 
 /// Notices a slow subscriber may fall behind by before it is told to resync instead.
 const CHANNEL_DEPTH: usize = 8;

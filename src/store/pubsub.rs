@@ -99,8 +99,14 @@ impl Hub {
                 }
             }
         };
+        // Pub/sub connections have no response timeout of their own: a stalled Redis must not
+        // stall the request that opens a stream.
         if let (true, Some(live)) = (first, sink.as_mut())
-            && let Err(e) = live.subscribe(&channel).await
+            && let Err(e) =
+                tokio::time::timeout(super::redis::REDIS_TIMEOUT, live.subscribe(&channel))
+                    .await
+                    .map_err(|_| "no answer in time".to_owned())
+                    .and_then(|r| r.map_err(|e| e.to_string()))
         {
             // The connection is failing; its replacement will subscribe and resync this channel.
             tracing::warn!(error = %e, "pub/sub subscribe failed");
@@ -159,7 +165,12 @@ async fn run(inner: Arc<Inner>) {
 /// Opens a connection and subscribes every channel someone listens to, under the sink lock so no
 /// subscribe or release can slip between the listing and the install.
 async fn connect(inner: &Inner) -> Result<redis::aio::PubSubStream, redis::RedisError> {
-    let (mut sink, stream) = inner.client.get_async_pubsub().await?.split();
+    let pubsub = tokio::time::timeout(super::redis::REDIS_TIMEOUT, inner.client.get_async_pubsub())
+        .await
+        .map_err(|_| {
+            redis::RedisError::from((redis::ErrorKind::Io, "pub/sub connection timed out"))
+        })??;
+    let (mut sink, stream) = pubsub.split();
     let mut live = inner.sink.lock().await;
     let wanted: Vec<String> = inner.channels().keys().cloned().collect();
     if !wanted.is_empty() {

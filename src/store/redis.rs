@@ -86,6 +86,22 @@ redis.call('HSET', KEYS[1], 'version', ARGV[1], 'ring', ARGV[2])
 return 1
 ";
 
+/// How long any Redis connection may take to connect, or to answer a command. Redis answers in
+/// well under a millisecond; past this it is down or stalled, and the request is better refused
+/// at once (503) than left hanging.
+pub const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// A connection manager that fails fast: short timeouts, one reconnect attempt per failure (the
+/// next command tries again), so an outage costs each request a quarter second at most and the
+/// first command after Redis returns finds it.
+pub async fn manager(client: &redis::Client) -> Result<ConnectionManager, RedisError> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(REDIS_TIMEOUT))
+        .set_response_timeout(Some(REDIS_TIMEOUT))
+        .set_number_of_retries(0);
+    client.get_connection_manager_with_config(config).await
+}
+
 /// What [`RedisStore::run`] can send.
 #[derive(Clone, Copy)]
 enum Command<'a> {
@@ -123,14 +139,7 @@ impl RedisStore {
     /// Connects (and fails at once if Redis cannot be reached); the manager reconnects by itself later.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
         let client = redis::Client::open(url).map_err(unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2);
-        let conn = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(unavailable)?;
+        let conn = manager(&client).await.map_err(unavailable)?;
         Ok(Self {
             conn,
             prefix: prefix.to_owned(),
@@ -166,9 +175,9 @@ impl RedisStore {
         format!("{}:app:{{{app_id}}}:user:{id}", self.prefix)
     }
 
-    /// Runs a command, and once more if a dropped connection cut it off (Redis restarted, a proxy
-    /// closed it): the manager reconnects on the failure, so the retry meets a live connection
-    /// instead of the person meeting an error.
+    /// Runs a read (or a write that may safely land twice), and once more if a dropped connection
+    /// cut it off (Redis restarted, a proxy closed it): the manager reconnects on the failure, so
+    /// the retry meets a live connection instead of the person meeting an error.
     async fn run<T: FromRedisValue>(&self, command: Command<'_>) -> Result<T, StoreError> {
         self.send(command, true).await
     }
@@ -229,7 +238,7 @@ impl Store for RedisStore {
             .arg(encode(session)?)
             .arg(session.expires_at.as_millis())
             .arg(drop_at.as_millis());
-        let created: i64 = self.run(Command::Script(&script)).await?;
+        let created: i64 = self.run_once(Command::Script(&script)).await?;
         if created == 1 {
             Ok(())
         } else {
@@ -260,8 +269,7 @@ impl Store for RedisStore {
     ) -> Result<Replaced, StoreError> {
         let mut script = self.replace.key(self.key(id));
         script.arg(rev).arg(encode(session)?).arg(self.channel(id));
-        // Run twice, the second answers "stale" and the caller re-decides on what it finds.
-        let outcome: i64 = self.run(Command::Script(&script)).await?;
+        let outcome: i64 = self.run_once(Command::Script(&script)).await?;
         Ok(match outcome {
             1 => Replaced::Done,
             0 => Replaced::Stale,
@@ -287,7 +295,7 @@ impl Store for RedisStore {
     async fn take_ceremony(&self, id: &SessionId) -> Result<Option<Ceremony>, StoreError> {
         let mut getdel = redis::cmd("GETDEL");
         getdel.arg(self.ceremony_key(id));
-        let json: Option<String> = self.run(Command::One(&getdel)).await?;
+        let json: Option<String> = self.run_once(Command::One(&getdel)).await?;
         json.map(|j| decode("ceremony", &j)).transpose()
     }
 

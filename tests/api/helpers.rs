@@ -589,3 +589,84 @@ macro_rules! both_stores {
         )*
     };
 }
+
+/// A Redis server of this test's own, on a free port, keeping its data across restarts (AOF), so
+/// it can be restarted without touching the machine's shared one.
+pub struct OwnRedis {
+    port: u16,
+    dir: tempfile::TempDir,
+    process: std::process::Child,
+}
+
+impl OwnRedis {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let process = Self::launch(port, dir.path());
+        OwnRedis { port, dir, process }
+    }
+
+    fn launch(port: u16, dir: &std::path::Path) -> std::process::Child {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+            ])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops it (the data is kept); nothing answers on its port until [`OwnRedis::start_again`].
+    pub fn stop(&mut self) {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut conn = client.get_connection().unwrap();
+        let _: Result<(), _> = redis::cmd("SHUTDOWN").query(&mut conn);
+        self.process.wait().unwrap();
+    }
+
+    pub fn start_again(&mut self) {
+        self.process = Self::launch(self.port, self.dir.path());
+    }
+
+    /// A clean shutdown (the data is kept), then the same server again.
+    pub fn restart(&mut self) {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut conn = client.get_connection().unwrap();
+        let _: Result<(), _> = redis::cmd("SHUTDOWN").query(&mut conn);
+        self.process.wait().unwrap();
+        self.process = Self::launch(self.port, self.dir.path());
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}

@@ -8,6 +8,7 @@ mod headers;
 mod helpers;
 mod keys;
 mod limits;
+mod outage;
 mod pages;
 mod passkeys;
 mod phone;
