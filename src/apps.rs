@@ -34,6 +34,9 @@ pub struct AppConfig {
     /// creates. Off by default: see the README's security model for the risk.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub browser_external_ids: bool,
+    /// Whether the bridge's own desktop page serves this app at `/login/<id>`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hosted_login: bool,
 }
 
 /// An app whose every field has been checked.
@@ -49,6 +52,7 @@ pub struct App {
     pub primary_qr_base_url: Option<Url>,
     pub open_signup: bool,
     pub browser_external_ids: bool,
+    pub hosted_login: bool,
 }
 
 /// A settings problem: which key, and what is wrong with it.
@@ -236,6 +240,7 @@ impl App {
             primary_qr_base_url,
             open_signup: config.open_signup,
             browser_external_ids: config.browser_external_ids,
+            hosted_login: config.hosted_login,
         })
     }
 
@@ -364,6 +369,7 @@ mod tests {
             primary_qr_base_url: Some("https://m.shop.example/app".into()),
             open_signup: false,
             browser_external_ids: false,
+            hosted_login: false,
         }
     }
 

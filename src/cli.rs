@@ -83,6 +83,9 @@ pub enum AppsCommand {
         /// the README's security model for the risk).
         #[arg(long, requires = "open_signup")]
         browser_external_ids: bool,
+        /// Serve this app's sign-in page on the bridge itself, at /login/<app id>.
+        #[arg(long)]
+        hosted_login: bool,
         /// Print one JSON object: app_id, publishable_key, secret_key.
         #[arg(long)]
         json: bool,
@@ -200,6 +203,7 @@ fn apps(path: &Path, command: AppsCommand) -> anyhow::Result<()> {
             qr_base_url,
             open_signup,
             browser_external_ids,
+            hosted_login,
             json,
         } => {
             let mut doc = read_document(path)?;
@@ -232,6 +236,7 @@ fn apps(path: &Path, command: AppsCommand) -> anyhow::Result<()> {
                 primary_qr_base_url: qr_base_url,
                 open_signup,
                 browser_external_ids,
+                hosted_login,
             };
             append_app(&mut doc, &config);
             write_checked(path, &doc)?;
@@ -352,6 +357,9 @@ fn append_app(doc: &mut DocumentMut, app: &AppConfig) {
     }
     if app.browser_external_ids {
         table.insert("browser_external_ids", value(true));
+    }
+    if app.hosted_login {
+        table.insert("hosted_login", value(true));
     }
     let apps = doc
         .entry("apps")

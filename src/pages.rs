@@ -107,9 +107,13 @@ fn preview(token: &str) -> String {
     format!("{}…", token.chars().take(12).collect::<String>())
 }
 
+/// The app whose desktop page this is: the home app, or one that chose to be signed in to on the
+/// bridge's own page (`hosted_login`). Any other app's id draws nothing: its name and a live code
+/// are not for whoever types its id.
 fn resolve_app(state: &AppState, app_id: Option<&str>) -> Option<Arc<App>> {
     let id = app_id.or(state.home_app.as_deref())?;
-    state.bridge.apps().get(id).cloned()
+    let app = state.bridge.apps().get(id)?;
+    (app.hosted_login || state.home_app.as_deref() == Some(id)).then(|| app.clone())
 }
 
 /// The desk as the session stands, or `None` when this browser has no live code for the app.

@@ -75,6 +75,7 @@ pub fn settings_toml(ttl: &str, dir: &std::path::Path, extra: &str) -> String {
         allowed_origins = ["{SHOP_ORIGIN}"]
         rp_id = "bridge.test"
         open_signup = true
+        hosted_login = true
 
         [[apps]]
         id = "own"

@@ -10,6 +10,7 @@ use crate::phone::Phone;
 use qr_bridge::ui::{DeskOpen, DeskRefresh, DeskSignOut};
 
 both_stores!(
+    only_apps_that_chose_it_have_a_sign_in_page_here,
     a_cross_origin_post_to_a_server_function_is_refused,
     signing_in_renews_the_browser_session_and_keeps_no_token_in_it,
     a_made_up_code_gets_no_browser_session,
@@ -57,6 +58,24 @@ async fn signed_in(app: &TestApp, browser: &reqwest::Client) -> Value {
         call::<DeskRefresh>(app, browser, Some(BRIDGE_ORIGIN), "app_id=shop").await;
     assert_eq!(status, StatusCode::OK, "{desk}");
     serde_json::from_str(&desk).unwrap()
+}
+
+async fn only_apps_that_chose_it_have_a_sign_in_page_here(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let page = |path: &'static str| app.request(Method::GET, path).send();
+    let shop = page("/login/shop").await.unwrap();
+    assert_eq!(shop.status(), StatusCode::OK);
+    assert!(shop.text().await.unwrap().contains("Shop"));
+    // "own" did not ask for a hosted page: its name and a live code are not anyone's to draw.
+    let calls = app.store_calls();
+    let own = page("/login/own").await.unwrap();
+    assert_eq!(own.status(), StatusCode::NOT_FOUND);
+    assert!(!own.text().await.unwrap().contains("Own Page"));
+    assert_eq!(app.store_calls(), calls, "no session was started for it");
+    assert_eq!(
+        page("/login/nobody").await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
 }
 
 async fn a_cross_origin_post_to_a_server_function_is_refused(backend: Backend) {
