@@ -616,6 +616,21 @@ impl Bridge {
         .map(drop)
     }
 
+    /// What became of a session, for the phone that opened it: after an answer failed on our
+    /// side, the truth (completed, still open for a fresh challenge, or ended) rather than a
+    /// guess. Nobody else may ask.
+    pub async fn phone_outcome(
+        &self,
+        app: &App,
+        id: &SessionId,
+        by: &str,
+    ) -> Result<State, BridgeError> {
+        let loaded = self.store.load(id).await?.ok_or(BridgeError::NotFound)?;
+        owned_by(&loaded.session, app)?;
+        loaded.session.check_opened_by(by)?;
+        Ok(loaded.session.state_at(loaded.now))
+    }
+
     /// The phone that opened the request declines it. Repeating it is harmless.
     pub async fn deny(&self, app: &App, id: &SessionId, by: &str) -> Result<(), BridgeError> {
         self.update(id, |s, now| {

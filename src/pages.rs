@@ -590,7 +590,45 @@ pub async fn phone_answer(
         };
         state.bridge.verify(&app, &id, &answer, &by).await
     };
-    Ok(result.map_or_else(outcome, |()| PhoneOutcome::Approved))
+    Ok(match result {
+        Ok(()) => PhoneOutcome::Approved,
+        Err(e) if on_our_side(&e) => truth(&state, &app, &id, &by, e).await,
+        Err(e) => outcome(e),
+    })
+}
+
+/// A failure of ours (the store, contention), after which the session may or may not have moved.
+fn on_our_side(e: &BridgeError) -> bool {
+    matches!(e, BridgeError::Store(_) | BridgeError::Contended)
+}
+
+/// After a failure on our side, what the phone is told comes from the session itself: a write
+/// that timed out may still have landed, and the phone must never say "failed" while the desktop
+/// says "signed in" (nor the other way round).
+async fn truth(
+    state: &AppState,
+    app: &App,
+    id: &SessionId,
+    by: &str,
+    failure: BridgeError,
+) -> PhoneOutcome {
+    tracing::warn!(error = %failure, "a phone's answer failed on our side; reading what happened");
+    match state.bridge.phone_outcome(app, id, by).await {
+        Ok(State::Completed) => PhoneOutcome::Approved,
+        Ok(State::Denied) => PhoneOutcome::Declined,
+        Ok(State::Pending | State::Scanned | State::Authenticated) => PhoneOutcome::Retry {
+            message: "That did not go through on our side. Try again.".into(),
+        },
+        Ok(State::Expired) => outcome(BridgeError::Expired),
+        Ok(State::Cancelled) => outcome(BridgeError::Refused(TransitionError::NotAllowed {
+            state: State::Cancelled,
+            event: crate::session::EventKind::Complete,
+        })),
+        // Still unreachable: say so, without claiming either way.
+        Err(_) => PhoneOutcome::Retry {
+            message: "We can't reach our service right now. Wait a moment, then try again.".into(),
+        },
+    }
 }
 
 pub async fn phone_decline(session_id: &str) -> Result<PhoneOutcome, ServerFnError> {
@@ -598,11 +636,11 @@ pub async fn phone_decline(session_id: &str) -> Result<PhoneOutcome, ServerFnErr
         Ok(context) => context,
         Err(outcome) => return Ok(outcome),
     };
-    Ok(state
-        .bridge
-        .deny(&app, &id, &by)
-        .await
-        .map_or_else(outcome, |()| PhoneOutcome::Declined))
+    Ok(match state.bridge.deny(&app, &id, &by).await {
+        Ok(()) => PhoneOutcome::Declined,
+        Err(e) if on_our_side(&e) => truth(&state, &app, &id, &by, e).await,
+        Err(e) => outcome(e),
+    })
 }
 
 /// The largest server-function body: a passkey's answer is a few kilobytes.

@@ -90,6 +90,13 @@ pub struct Validated {
     pub app_id: String,
 }
 
+/// `GET /v1/auth/cross-device/outcome/:id`: what became of a session, for the phone that opened
+/// it. `pending` means still open: reopen the context for a fresh challenge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhoneView {
+    pub status: WireStatus,
+}
+
 /// `POST /v1/sessions/introspect`, RFC 7662's shape: `{"active":false}` alone when inactive.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Introspection {

@@ -35,8 +35,8 @@ use crate::session::{
 use crate::store::StoreError;
 use crate::token::TokenError;
 use crate::wire::{
-    Context, ContextType, Envelope, InitRegistrationRequest, InitRequest, Introspection, Started,
-    Status, Validated, VerifyRequest, WireStatus,
+    Context, ContextType, Envelope, InitRegistrationRequest, InitRequest, Introspection, PhoneView,
+    Started, Status, Validated, VerifyRequest, WireStatus,
 };
 
 /// Bodies here are at most a few kilobytes (a registration's attestation); more is a mistake or an attack.
@@ -59,6 +59,7 @@ pub fn routes(apps: &Apps) -> Router<AppState> {
         )
         .route("/v1/auth/cross-device/cancel/{id}", post(cancel))
         .route("/v1/auth/cross-device/deny/{id}", post(deny))
+        .route("/v1/auth/cross-device/outcome/{id}", get(outcome))
         .route("/v1/sessions/validate", get(validate))
         .route("/v1/sessions/introspect", post(introspect))
         .route("/v1/sessions/revoke", post(revoke))
@@ -337,6 +338,29 @@ async fn cancel(
         .await?;
     state.bridge.cancel(&id, token.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The phone that opened a request asks what became of it, after an answer failed on our side
+/// (a 5xx): `completed` (it went through), `pending` (still open: reopen the context for a fresh
+/// challenge), or how it ended.
+async fn outcome(
+    State(state): State<AppState>,
+    Id(id): Id,
+    Caller(app, _): Caller,
+    ClientIp(ip): ClientIp,
+    PhoneClaim(phone): PhoneClaim,
+) -> Result<Json<Envelope<PhoneView>>, ApiError> {
+    state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
+    let status = match state.bridge.phone_outcome(&app, &id, &phone).await? {
+        SessionState::Pending | SessionState::Scanned | SessionState::Authenticated => {
+            WireStatus::Pending
+        }
+        SessionState::Completed => WireStatus::Completed,
+        SessionState::Denied => WireStatus::Denied,
+        SessionState::Cancelled => WireStatus::Cancelled,
+        SessionState::Expired => WireStatus::Expired,
+    };
+    Ok(ok(PhoneView { status }))
 }
 
 /// Only the phone that opened the request may decline it.

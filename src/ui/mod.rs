@@ -8,7 +8,7 @@ use leptos_meta::{Meta, MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, StaticSegment, path};
 
-pub use approval::{Approval, Asking, PhoneOutcome};
+pub use approval::{Approval, ApprovalOptions, Asking, PhoneApprove, PhoneOutcome};
 pub use desktop::{AppLabel, Desk, DeskOpen, DeskRefresh, DeskSignOut, Ending, Waiting};
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {

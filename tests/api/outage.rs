@@ -80,3 +80,163 @@ async fn with_redis_down_requests_fail_fast_and_recover_when_it_returns() {
         "nothing was lost"
     );
 }
+
+/// After `after` ms, pauses every write on the Redis at `url` for 600 ms (plain reads go on; our
+/// scripts wait): round by round, the pause falls at another step of the answer.
+fn pause_writes_soon(url: &str, after: u64) -> tokio::task::JoinHandle<()> {
+    let client = redis::Client::open(url).unwrap();
+    tokio::spawn(async move {
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(after)).await;
+        let _: () = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(600)
+            .arg("WRITE")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    })
+}
+
+/// Until the pause is over and whatever waited behind it has landed.
+async fn pause_over(pausing: tokio::task::JoinHandle<()>) {
+    pausing.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+}
+
+/// What the desktop sees: `completed` or `pending`.
+async fn desktop_sees(app: &TestApp, s: &qr_bridge::wire::Started) -> String {
+    let (_, body) = app.status(&s.session_id, Some(&s.polling_token)).await;
+    body["data"]["status"]
+        .as_str()
+        .unwrap_or("error")
+        .to_owned()
+}
+
+/// Redis stalls writes across a phone's answer, round after round. Whatever the answer said, the
+/// phone's final word (its answer, or, after a failure of ours, what the outcome endpoint or the
+/// hosted page reports) matches the desktop's state, and a retry always gets through.
+#[tokio::test]
+async fn a_phone_never_contradicts_the_desktop_when_redis_stalls_its_answer() {
+    use leptos::server_fn::ServerFn;
+    let redis_server = OwnRedis::start();
+    let url = redis_server.url();
+    let app = TestApp::spawn_on_redis(&url).await;
+    let mut phone = crate::phone::Phone::new();
+    app.register(&mut phone, None).await;
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    const ROUNDS: u64 = 8;
+
+    // Through the API, as an integrator's page does.
+    for round in 0..ROUNDS {
+        let s = app.init().await;
+        let options = app.options(&s.session_id).await;
+        let signed = phone.sign(BRIDGE_ORIGIN, &options);
+        let pausing = pause_writes_soon(&url, round * 2);
+        let answer = app.verify(&s.session_id, &signed).await;
+        pause_over(pausing).await;
+        let word = if answer.0 == StatusCode::NO_CONTENT {
+            "completed".to_owned()
+        } else {
+            assert_error(
+                &answer,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+            );
+            let (status, body) = reply(app.shop_request(
+                Method::GET,
+                &format!("/v1/auth/cross-device/outcome/{}", s.session_id),
+            ))
+            .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["data"]["status"].as_str().unwrap().to_owned()
+        };
+        assert_eq!(
+            word,
+            desktop_sees(&app, &s).await,
+            "the phone and the desktop agree"
+        );
+        *seen
+            .entry(format!("api: {}, then {word}", answer.0.as_u16()))
+            .or_default() += 1;
+        if word == "pending" {
+            let options = app.options(&s.session_id).await;
+            let again = app
+                .verify(&s.session_id, &phone.sign(BRIDGE_ORIGIN, &options))
+                .await;
+            assert_eq!(
+                again.0,
+                StatusCode::NO_CONTENT,
+                "a retry gets through: {}",
+                again.1
+            );
+            assert_eq!(desktop_sees(&app, &s).await, "completed");
+        }
+    }
+
+    // Through the hosted page's server functions, as the phone's browser does.
+    for round in 0..ROUNDS {
+        let browser = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        let call = async |path: &str, form: &[(&str, &str)]| -> serde_json::Value {
+            let res = browser
+                .post(format!("{}{path}", app.base))
+                .header("Origin", BRIDGE_ORIGIN)
+                .form(form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            res.json().await.unwrap()
+        };
+        let s = app.init().await;
+        let opened = call(
+            qr_bridge::ui::ApprovalOptions::PATH,
+            &[("session_id", &s.session_id), ("create", "false")],
+        )
+        .await;
+        let options: serde_json::Value =
+            serde_json::from_str(opened["Ready"]["options"].as_str().unwrap()).unwrap();
+        let signed = phone.sign(BRIDGE_ORIGIN, &options).to_string();
+        let pausing = pause_writes_soon(&url, round * 2);
+        let outcome = call(
+            qr_bridge::ui::PhoneApprove::PATH,
+            &[("session_id", &s.session_id), ("credential", &signed)],
+        )
+        .await;
+        pause_over(pausing).await;
+        let desktop = desktop_sees(&app, &s).await;
+        if outcome == "Approved" {
+            assert_eq!(desktop, "completed", "the page said approved");
+        } else {
+            // "Try again": what the person does next must end where the desktop is.
+            assert!(outcome.get("Retry").is_some(), "{outcome}");
+            let again = call(
+                qr_bridge::ui::ApprovalOptions::PATH,
+                &[("session_id", &s.session_id), ("create", "false")],
+            )
+            .await;
+            let last = if let Some(ready) = again.get("Ready") {
+                assert_eq!(desktop, "pending", "a fresh challenge only while open");
+                let options: serde_json::Value =
+                    serde_json::from_str(ready["options"].as_str().unwrap()).unwrap();
+                let signed = phone.sign(BRIDGE_ORIGIN, &options).to_string();
+                call(
+                    qr_bridge::ui::PhoneApprove::PATH,
+                    &[("session_id", &s.session_id), ("credential", &signed)],
+                )
+                .await
+            } else {
+                assert_eq!(again["Gone"]["title"], "Already approved", "{again}");
+                assert_eq!(desktop, "completed");
+                serde_json::json!("Approved")
+            };
+            assert_eq!(last, "Approved");
+        }
+        assert_eq!(desktop_sees(&app, &s).await, "completed");
+        *seen.entry(format!("page: {outcome}")).or_default() += 1;
+    }
+    println!("{seen:?}");
+}
