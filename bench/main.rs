@@ -159,6 +159,8 @@ status_per_client = "1000000000/1m"
 init_per_key = "1000000000/1m"
 init_per_client = "1000000000/1m"
 phone_per_client = "1000000000/1m"
+# Every waiting desktop of pair 4 comes from this one machine.
+streams_per_client = 1000000000
 
 [[apps]]
 id = "bench"

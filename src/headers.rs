@@ -13,7 +13,7 @@ const NOT_A_PAGE: &str = "default-src 'none'; frame-ancestors 'none'; base-uri '
 
 /// WebAuthn for the bridge's own pages only; nothing else a page could ask the device for.
 const PERMISSIONS: &str = "publickey-credentials-get=(self), publickey-credentials-create=(self), \
-     camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()";
+     camera=(), microphone=(), geolocation=(), payment=(), usb=()";
 
 /// The policy of a rendered page: scripts only with this render's nonce or from the bridge
 /// itself (the hydration module imports `/pkg/…`), WebAuthn and wasm allowed, never framed.

@@ -61,6 +61,9 @@ pub struct Limits {
     pub streams_per_session: usize,
     /// Desktop-page streams open at once for one browser session, on one instance.
     pub streams_per_browser: usize,
+    /// Streams of any kind open at once from one client, on one instance: so that one network
+    /// cannot hold the connections everyone shares (`max_connections`).
+    pub streams_per_client: usize,
 }
 
 impl Default for Limits {
@@ -78,6 +81,7 @@ impl Default for Limits {
             ipv6_prefix: 64,
             streams_per_session: 10,
             streams_per_browser: 10,
+            streams_per_client: 100,
         }
     }
 }

@@ -324,6 +324,10 @@ async fn desk_stream(
     };
     let limits = state.limiter.limits();
     let slots = vec![
+        state.streams.take(
+            format!("client {}", crate::limits::network(ip, limits.ipv6_prefix)),
+            limits.streams_per_client,
+        )?,
         state
             .streams
             .take(format!("browser {browser}"), limits.streams_per_browser)?,
@@ -625,9 +629,10 @@ async fn truth(
             event: crate::session::EventKind::Complete,
         })),
         // Still unreachable: say so, without claiming either way.
-        Err(_) => PhoneOutcome::Retry {
+        Err(e) if on_our_side(&e) => PhoneOutcome::Retry {
             message: "We can't reach our service right now. Wait a moment, then try again.".into(),
         },
+        Err(e) => outcome(e),
     }
 }
 
@@ -681,14 +686,15 @@ pub async fn guard_server_fns(
     }
 }
 
-/// Whether a browser says the request comes from the bridge's own pages.
+/// Whether a browser says the request comes from the bridge's own pages. `Sec-Fetch-Site` is the
+/// browser's own verdict, whatever name the page was opened under (localhost, 127.0.0.1, an
+/// alias behind a proxy); without it (older browsers) `Origin` must be the public origin; a
+/// client that sends neither is no browser and carries nobody's cookie to abuse.
 fn from_own_page(headers: &HeaderMap, public_origin: &str) -> bool {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    match (header("origin"), header("sec-fetch-site")) {
-        (Some(origin), _) => origin == public_origin,
-        // No Origin: a browser still says where the request came from; a non-browser client
-        // carries no cookie of anyone's to abuse.
-        (None, Some(site)) => matches!(site, "same-origin" | "none"),
+    match (header("sec-fetch-site"), header("origin")) {
+        (Some(site), _) => matches!(site, "same-origin" | "none"),
+        (None, Some(origin)) => origin == public_origin,
         (None, None) => true,
     }
 }

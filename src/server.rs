@@ -39,6 +39,8 @@ pub struct Shared {
     pub web_sessions: WebSessions,
     /// Status streams open on this instance, by session and by browser session.
     pub streams: api::stream::OpenStreams,
+    /// How long a request may take to be answered (see `Connections`).
+    pub request_timeout: std::time::Duration,
     pub public_origin: String,
     pub leptos: LeptosOptions,
 }
@@ -75,6 +77,7 @@ impl AppState {
             shutdown,
             home_app: settings.home_app.clone(),
             streams: api::stream::OpenStreams::default(),
+            request_timeout: settings.connections.request_timeout,
             web_sessions: WebSessions::new(settings)
                 .map_err(|e| SetupError::Settings(Invalid::new("store", e)))?,
             public_origin: settings.public_origin.clone(),
@@ -109,6 +112,7 @@ async fn refresh_keys(bridge: std::sync::Weak<Bridge>, shutdown: CancellationTok
 
 /// The whole site: `main` serves it, and the tests serve it on port 0.
 pub fn app(state: AppState) -> Router {
+    let request_timeout = state.request_timeout;
     let pages = generate_route_list(App);
     let options = state.leptos.clone();
     let sessions = state
@@ -133,6 +137,11 @@ pub fn app(state: AppState) -> Router {
             pages::guard_server_fns,
         ))
         .with_state(state);
+    // Inside the headers: a 408 carries them like any other answer.
+    let router = router.layer(TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        request_timeout,
+    ));
     headers::apply(router).layer(TraceLayer::new_for_http())
 }
 
@@ -220,11 +229,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long a shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves `router` on `listener` until `shutdown`, then waits for the requests in flight (open
 /// event streams end on the same signal). Each connection must send a request head within
-/// `header_timeout` (hyper's own timer, which also closes idle keep-alive connections), each
-/// request is answered within `request_timeout`, and at most `max_connections` are open: the
-/// rest wait in the listen queue. The router sees the peer as `ConnectInfo<SocketAddr>`.
+/// `header_timeout` (hyper's own timer, which also closes idle keep-alive connections), and at
+/// most `max_connections` are open: the rest wait in the listen queue (`request_timeout` is the
+/// router's own layer, see [`app`]). The router sees the peer as `ConnectInfo<SocketAddr>`.
 pub async fn serve_on(
     listener: TcpListener,
     router: Router,
@@ -234,10 +246,6 @@ pub async fn serve_on(
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
 
-    let router = router.layer(TimeoutLayer::with_status_code(
-        axum::http::StatusCode::REQUEST_TIMEOUT,
-        limits.request_timeout,
-    ));
     // HTTP/1.1 only, as before: its timer runs from the first byte a connection owes, so an idle
     // or slow connection is closed by hyper itself.
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -286,7 +294,13 @@ pub async fn serve_on(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // A client that never reads its response must not hold the shutdown forever.
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; stopping anyway");
+    }
 }
 
 async fn shutdown_signal() {

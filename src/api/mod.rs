@@ -236,8 +236,18 @@ async fn status(
         .check(&status_buckets(token.as_deref(), ip))
         .await?;
     if stream::wanted(&headers) {
-        let cap = state.limiter.limits().streams_per_session;
-        let slot = state.streams.take(format!("session {id}"), cap)?;
+        // The polling token first: a stranger who knows the id takes no place and no subscription.
+        state.bridge.observe(&id, token.as_deref()).await?;
+        let limits = state.limiter.limits();
+        let slots = vec![
+            state.streams.take(
+                format!("client {}", crate::limits::network(ip, limits.ipv6_prefix)),
+                limits.streams_per_client,
+            )?,
+            state
+                .streams
+                .take(format!("session {id}"), limits.streams_per_session)?,
+        ];
         return stream::respond(
             state.bridge.clone(),
             id,
@@ -245,7 +255,7 @@ async fn status(
             &headers,
             state.shutdown.clone(),
             true,
-            vec![slot],
+            slots,
         )
         .await;
     }

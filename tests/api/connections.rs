@@ -70,6 +70,10 @@ async fn slow_idle_and_slow_body_connections_are_closed(backend: Backend) {
         );
         if what == "slow body" {
             assert!(said.starts_with("HTTP/1.1 408"), "{what}: {said}");
+            assert!(
+                said.to_ascii_lowercase().contains("x-frame-options: deny"),
+                "the 408 carries the security headers: {said}"
+            );
         }
     }
     // The bridge itself is fine.

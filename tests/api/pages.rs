@@ -108,6 +108,18 @@ async fn a_cross_origin_post_to_a_server_function_is_refused(backend: Backend) {
         "the desktop is still signed in: {still}"
     );
 
+    // The browser's own verdict counts, whatever name the page was opened under.
+    let by_address = victim
+        .post(format!("{}{}", app.base, DeskRefresh::PATH))
+        .header("Origin", app.base.as_str())
+        .header("Sec-Fetch-Site", "same-origin")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("app_id=shop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_address.status(), StatusCode::OK);
+
     // Its own page may, and an oversized body is a 413, not a failure inside the function.
     let own = call::<DeskSignOut>(&app, &victim, Some(BRIDGE_ORIGIN), "app_id=shop").await;
     assert_eq!(own.0, StatusCode::OK, "{}", own.1);

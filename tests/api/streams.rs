@@ -413,10 +413,47 @@ async fn a_stream_outlives_a_redis_restart() {
 }
 
 both_stores!(
+    one_client_holds_at_most_its_cap_of_streams,
+    a_stranger_with_a_wrong_token_takes_no_stream_place,
     a_session_holds_at_most_its_cap_of_streams,
     one_browser_holds_at_most_its_cap_of_desktop_streams,
     desktop_streams_are_counted_by_the_clients_status_budget,
 );
+
+async fn one_client_holds_at_most_its_cap_of_streams(backend: Backend) {
+    let extra = format!("{RELAXED_LIMITS}\nstreams_per_client = 2");
+    let app = TestApp::spawn_configured(backend, "5m", &extra).await;
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let s = app.init().await;
+        let events = Events::open(&app, &s.session_id, Some(&s.polling_token), None).await;
+        assert_eq!(events.status, StatusCode::OK);
+        open.push(events);
+    }
+    let s = app.init().await;
+    let refused = Events::open(&app, &s.session_id, Some(&s.polling_token), None).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a third stream from one client, whatever the session"
+    );
+}
+
+async fn a_stranger_with_a_wrong_token_takes_no_stream_place(backend: Backend) {
+    let extra = format!("{RELAXED_LIMITS}\nstreams_per_session = 1");
+    let app = TestApp::spawn_configured(backend, "5m", &extra).await;
+    let s = app.init().await;
+    for _ in 0..3 {
+        let wrong = Events::open(&app, &s.session_id, Some("pt_wrong"), None).await;
+        assert_eq!(wrong.status, StatusCode::NOT_FOUND);
+    }
+    let right = Events::open(&app, &s.session_id, Some(&s.polling_token), None).await;
+    assert_eq!(
+        right.status,
+        StatusCode::OK,
+        "the session's one place is still free"
+    );
+}
 
 async fn a_session_holds_at_most_its_cap_of_streams(backend: Backend) {
     let app = TestApp::spawn_configured(
