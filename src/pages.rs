@@ -322,19 +322,10 @@ async fn desk_stream(
     ) else {
         return Err(BridgeError::NotFound.into());
     };
-    let limits = state.limiter.limits();
-    let slots = vec![
-        state.streams.take(
-            format!("client {}", crate::limits::network(ip, limits.ipv6_prefix)),
-            limits.streams_per_client,
-        )?,
+    let slots =
         state
             .streams
-            .take(format!("browser {browser}"), limits.streams_per_browser)?,
-        state
-            .streams
-            .take(format!("session {id}"), limits.streams_per_session)?,
-    ];
+            .take_for(state.limiter.limits(), ip, &id, Some(&browser.to_string()))?;
     stream::respond(
         state.bridge.clone(),
         id,

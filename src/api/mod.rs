@@ -238,16 +238,9 @@ async fn status(
     if stream::wanted(&headers) {
         // The polling token first: a stranger who knows the id takes no place and no subscription.
         state.bridge.observe(&id, token.as_deref()).await?;
-        let limits = state.limiter.limits();
-        let slots = vec![
-            state.streams.take(
-                format!("client {}", crate::limits::network(ip, limits.ipv6_prefix)),
-                limits.streams_per_client,
-            )?,
-            state
-                .streams
-                .take(format!("session {id}"), limits.streams_per_session)?,
-        ];
+        let slots = state
+            .streams
+            .take_for(state.limiter.limits(), ip, &id, None)?;
         return stream::respond(
             state.bridge.clone(),
             id,

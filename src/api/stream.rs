@@ -133,6 +133,26 @@ impl OpenStreams {
         })
     }
 
+    /// The places one stream takes: its client's, its session's and (the desktop page's) its
+    /// browser session's; refused if any is full, and then none is kept.
+    pub fn take_for(
+        &self,
+        limits: &crate::limits::Limits,
+        client: std::net::IpAddr,
+        session: &SessionId,
+        browser: Option<&str>,
+    ) -> Result<Vec<StreamSlot>, ApiError> {
+        let network = crate::limits::network(client, limits.ipv6_prefix);
+        let mut slots = vec![
+            self.take(format!("client {network}"), limits.streams_per_client)?,
+            self.take(format!("session {session}"), limits.streams_per_session)?,
+        ];
+        if let Some(browser) = browser {
+            slots.push(self.take(format!("browser {browser}"), limits.streams_per_browser)?);
+        }
+        Ok(slots)
+    }
+
     /// Streams open under `key` now.
     pub fn count(&self, key: &str) -> usize {
         let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
