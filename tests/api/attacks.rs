@@ -50,16 +50,6 @@ async fn account(app: &TestApp, user: &str) -> (Vec<Vec<u8>>, Option<String>) {
     (ids, stored.user.external_user_id)
 }
 
-/// The phone signs in and the desktop is told who signed in.
-async fn signs_in_as(app: &TestApp, phone: &mut Phone) -> String {
-    let (s, options) = app.opened_sign_in().await;
-    let got = app
-        .verify(&s.session_id, &phone.sign(BRIDGE_ORIGIN, &options))
-        .await;
-    assert_eq!(got.0, StatusCode::NO_CONTENT, "{}", got.1);
-    app.completion(&s).await.0
-}
-
 async fn attack_1_a_browser_cannot_add_a_passkey_to_an_existing_account(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (mut alice_phone, alice) = alice(&app).await;
@@ -107,14 +97,14 @@ async fn attack_1_a_browser_cannot_add_a_passkey_to_an_existing_account(backend:
         app.verify_registration(&id, &created).await.0,
         StatusCode::NO_CONTENT
     );
-    assert_ne!(signs_in_as(&app, &mut attacker).await, alice);
+    assert_ne!(app.sign_in(&mut attacker).await.0, alice);
 
     assert_eq!(
         account(&app, &alice).await,
         before,
         "Alice's account is unchanged"
     );
-    assert_eq!(signs_in_as(&app, &mut alice_phone).await, alice);
+    assert_eq!(app.sign_in(&mut alice_phone).await.0, alice);
 }
 
 async fn attack_1_a_browser_names_only_new_accounts_and_only_where_the_app_allows(
@@ -272,10 +262,7 @@ async fn introspect(app: &TestApp, secret: &str, token: &str) -> (StatusCode, Va
 async fn attack_3_a_token_for_one_app_is_inactive_for_another(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (mut phone, alice) = alice(&app).await;
-    let (s, options) = app.opened_sign_in().await;
-    app.verify(&s.session_id, &phone.sign(BRIDGE_ORIGIN, &options))
-        .await;
-    let (_, token) = app.completion(&s).await;
+    let (_, token) = app.sign_in(&mut phone).await;
 
     let claims = claims_of(&token);
     assert_eq!(
@@ -331,10 +318,7 @@ async fn attack_3_a_token_for_one_app_is_inactive_for_another(backend: Backend) 
 async fn attack_3_a_revoked_or_expired_token_is_inactive(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (mut phone, _) = alice(&app).await;
-    let (s, options) = app.opened_sign_in().await;
-    app.verify(&s.session_id, &phone.sign(BRIDGE_ORIGIN, &options))
-        .await;
-    let (_, token) = app.completion(&s).await;
+    let (_, token) = app.sign_in(&mut phone).await;
 
     // Another app's backend cannot revoke it.
     let revoke = |secret: &'static str, token: String| {
@@ -453,7 +437,7 @@ async fn attack_4_a_cloned_passkey_cannot_sign_in_twice_at_one_count(backend: Ba
         assert_error(lost, StatusCode::CONFLICT, "qr_replay_detected");
     }
     assert_eq!(
-        signs_in_as(&app, &mut phone).await,
+        app.sign_in(&mut phone).await.0,
         alice,
         "the real phone goes on"
     );

@@ -536,6 +536,39 @@ impl Client {
         self.completion(&s).await.0
     }
 
+    /// A whole sign-in with `phone`'s passkey: `(user_id, session_token)` as the desktop receives them.
+    pub async fn sign_in(&self, phone: &mut crate::phone::Phone) -> (String, String) {
+        let (s, options) = self.opened_sign_in().await;
+        let got = self
+            .verify(&s.session_id, &phone.sign(BRIDGE_ORIGIN, &options))
+            .await;
+        assert_eq!(got.0, StatusCode::NO_CONTENT, "{}", got.1);
+        self.completion(&s).await
+    }
+
+    /// A browser with its own cookie jar, as the pages' visitors have.
+    pub fn browser() -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap()
+    }
+
+    /// Calls a page's server function `F` as its page does (a form POST), from `origin`.
+    pub async fn server_fn<F: leptos::server_fn::ServerFn>(
+        &self,
+        browser: &reqwest::Client,
+        origin: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, String) {
+        let mut req = browser.post(format!("{}{}", self.base, F::PATH)).form(form);
+        if let Some(origin) = origin {
+            req = req.header("Origin", origin);
+        }
+        let res = req.send().await.unwrap();
+        (res.status(), res.text().await.unwrap())
+    }
+
     /// A sign-in session the phone has opened: the session and its request options.
     pub async fn opened_sign_in(&self) -> (Started, Value) {
         let s = self.init().await;

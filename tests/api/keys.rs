@@ -36,16 +36,6 @@ fn kid_of(token: &str) -> String {
     header["kid"].as_str().unwrap().to_owned()
 }
 
-/// A token for a fresh sign-in on `app`.
-async fn token(app: &TestApp, phone: &mut Phone) -> String {
-    let (s, options) = app.opened_sign_in().await;
-    let got = app
-        .verify(&s.session_id, &phone.sign(BRIDGE_ORIGIN, &options))
-        .await;
-    assert_eq!(got.0, StatusCode::NO_CONTENT, "{}", got.1);
-    app.completion(&s).await.1
-}
-
 /// `qr-bridge keys rotate`.
 async fn rotate(app: &TestApp) {
     let pem = generate_pem().unwrap();
@@ -74,7 +64,7 @@ async fn a_token_from_before_a_rotation_verifies_until_its_key_retires(backend: 
     let app = TestApp::spawn(backend).await;
     let mut phone = Phone::new();
     app.register(&mut phone, None).await;
-    let before = token(&app, &mut phone).await;
+    let before = app.sign_in(&mut phone).await.1;
     let published = jwks_kids(&app).await;
     assert_eq!(published.len(), 2, "current and next");
     assert_eq!(kid_of(&before), published[0]);
@@ -93,7 +83,7 @@ async fn a_token_from_before_a_rotation_verifies_until_its_key_retires(backend: 
         StatusCode::OK,
         "an old token still verifies"
     );
-    let fresh = token(&app, &mut phone).await;
+    let fresh = app.sign_in(&mut phone).await.1;
     assert_eq!(kid_of(&fresh), published[1]);
     assert_eq!(app.validate(&fresh).await.0, StatusCode::OK);
 
@@ -132,13 +122,13 @@ async fn two_instances_on_redis_sign_and_verify_with_the_same_keys() {
     assert_eq!(jwks_kids(&a).await, jwks_kids(&b).await);
     let mut phone = Phone::new();
     a.register(&mut phone, None).await;
-    let from_a = token(&a, &mut phone).await;
+    let from_a = a.sign_in(&mut phone).await.1;
     assert_eq!(b.validate(&from_a).await.0, StatusCode::OK);
 
     rotate(&a).await;
     // Each instance reads the ring again on its own timer; here, at once.
     b.bridge.refresh_keys().await.unwrap();
-    let from_b = token(&b, &mut phone).await;
+    let from_b = b.sign_in(&mut phone).await.1;
     assert_ne!(kid_of(&from_b), kid_of(&from_a));
     assert_eq!(
         a.validate(&from_b).await.0,

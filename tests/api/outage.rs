@@ -118,7 +118,7 @@ async fn desktop_sees(app: &TestApp, s: &qr_bridge::wire::Started) -> String {
 /// hosted page reports) matches the desktop's state, and a retry always gets through.
 #[tokio::test]
 async fn a_phone_never_contradicts_the_desktop_when_redis_stalls_its_answer() {
-    use leptos::server_fn::ServerFn;
+    use qr_bridge::ui::{ApprovalOptions, PhoneApprove};
     let redis_server = OwnRedis::start();
     let url = redis_server.url();
     let app = TestApp::spawn_on_redis(&url).await;
@@ -176,34 +176,29 @@ async fn a_phone_never_contradicts_the_desktop_when_redis_stalls_its_answer() {
 
     // Through the hosted page's server functions, as the phone's browser does.
     for round in 0..ROUNDS {
-        let browser = reqwest::Client::builder()
-            .cookie_store(true)
-            .build()
-            .unwrap();
-        let call = async |path: &str, form: &[(&str, &str)]| -> serde_json::Value {
-            let res = browser
-                .post(format!("{}{path}", app.base))
-                .header("Origin", BRIDGE_ORIGIN)
-                .form(form)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), StatusCode::OK);
-            res.json().await.unwrap()
-        };
+        let browser = Client::browser();
         let s = app.init().await;
-        let opened = call(
-            qr_bridge::ui::ApprovalOptions::PATH,
-            &[("session_id", &s.session_id), ("create", "false")],
-        )
-        .await;
+        let page = async |form: &[(&str, &str)], approve: bool| -> serde_json::Value {
+            let (status, body) = if approve {
+                app.server_fn::<PhoneApprove>(&browser, Some(BRIDGE_ORIGIN), form)
+                    .await
+            } else {
+                app.server_fn::<ApprovalOptions>(&browser, Some(BRIDGE_ORIGIN), form)
+                    .await
+            };
+            assert_eq!(status, StatusCode::OK, "{body}");
+            serde_json::from_str(&body).unwrap()
+        };
+        let open = [("session_id", s.session_id.as_str()), ("create", "false")];
+        let answer = |signed: &serde_json::Value| signed.to_string();
+        let opened = page(&open, false).await;
         let options: serde_json::Value =
             serde_json::from_str(opened["Ready"]["options"].as_str().unwrap()).unwrap();
-        let signed = phone.sign(BRIDGE_ORIGIN, &options).to_string();
+        let signed = answer(&phone.sign(BRIDGE_ORIGIN, &options));
         let pausing = pause_writes_soon(&url, round * 2);
-        let outcome = call(
-            qr_bridge::ui::PhoneApprove::PATH,
+        let outcome = page(
             &[("session_id", &s.session_id), ("credential", &signed)],
+            true,
         )
         .await;
         pause_over(pausing).await;
@@ -213,19 +208,15 @@ async fn a_phone_never_contradicts_the_desktop_when_redis_stalls_its_answer() {
         } else {
             // "Try again": what the person does next must end where the desktop is.
             assert!(outcome.get("Retry").is_some(), "{outcome}");
-            let again = call(
-                qr_bridge::ui::ApprovalOptions::PATH,
-                &[("session_id", &s.session_id), ("create", "false")],
-            )
-            .await;
+            let again = page(&open, false).await;
             let last = if let Some(ready) = again.get("Ready") {
                 assert_eq!(desktop, "pending", "a fresh challenge only while open");
                 let options: serde_json::Value =
                     serde_json::from_str(ready["options"].as_str().unwrap()).unwrap();
-                let signed = phone.sign(BRIDGE_ORIGIN, &options).to_string();
-                call(
-                    qr_bridge::ui::PhoneApprove::PATH,
+                let signed = answer(&phone.sign(BRIDGE_ORIGIN, &options));
+                page(
                     &[("session_id", &s.session_id), ("credential", &signed)],
+                    true,
                 )
                 .await
             } else {

@@ -16,35 +16,11 @@ both_stores!(
     a_made_up_code_gets_no_browser_session,
 );
 
-/// A browser with its own cookie jar on the bridge.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap()
-}
-
-/// Calls a server function as the desktop page does, from `origin`.
-async fn call<F: ServerFn>(
-    app: &TestApp,
-    browser: &reqwest::Client,
-    origin: Option<&str>,
-    body: &str,
-) -> (StatusCode, String) {
-    let mut req = browser
-        .post(format!("{}{}", app.base, F::PATH))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(body.to_owned());
-    if let Some(origin) = origin {
-        req = req.header("Origin", origin);
-    }
-    let res = req.send().await.unwrap();
-    (res.status(), res.text().await.unwrap())
-}
-
 /// Signs the desktop in `browser` in: its code, approved by a phone through the API.
 async fn signed_in(app: &TestApp, browser: &reqwest::Client) -> Value {
-    let (status, desk) = call::<DeskOpen>(app, browser, Some(BRIDGE_ORIGIN), "app_id=shop").await;
+    let (status, desk) = app
+        .server_fn::<DeskOpen>(browser, Some(BRIDGE_ORIGIN), &[("app_id", "shop")])
+        .await;
     assert_eq!(status, StatusCode::OK, "{desk}");
     let desk: Value = serde_json::from_str(&desk).unwrap();
     let url = desk["Waiting"]["qr_url"].as_str().unwrap();
@@ -54,8 +30,9 @@ async fn signed_in(app: &TestApp, browser: &reqwest::Client) -> Value {
     let options = app.options(&id).await;
     let got = app.verify(&id, &phone.sign(BRIDGE_ORIGIN, &options)).await;
     assert_eq!(got.0, StatusCode::NO_CONTENT, "{}", got.1);
-    let (status, desk) =
-        call::<DeskRefresh>(app, browser, Some(BRIDGE_ORIGIN), "app_id=shop").await;
+    let (status, desk) = app
+        .server_fn::<DeskRefresh>(browser, Some(BRIDGE_ORIGIN), &[("app_id", "shop")])
+        .await;
     assert_eq!(status, StatusCode::OK, "{desk}");
     serde_json::from_str(&desk).unwrap()
 }
@@ -80,18 +57,18 @@ async fn only_apps_that_chose_it_have_a_sign_in_page_here(backend: Backend) {
 
 async fn a_cross_origin_post_to_a_server_function_is_refused(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let victim = browser();
+    let victim = Client::browser();
     let desk = signed_in(&app, &victim).await;
     assert!(desk.get("SignedIn").is_some(), "{desk}");
 
     // A form on another origin (a sibling subdomain's, whose requests carry the Lax cookie).
-    let forged = call::<DeskSignOut>(
-        &app,
-        &victim,
-        Some("https://evil.bridge.test"),
-        "app_id=shop",
-    )
-    .await;
+    let forged = app
+        .server_fn::<DeskSignOut>(
+            &victim,
+            Some("https://evil.bridge.test"),
+            &[("app_id", "shop")],
+        )
+        .await;
     assert_eq!(forged.0, StatusCode::FORBIDDEN, "{}", forged.1);
     let no_origin = victim
         .post(format!("{}{}", app.base, DeskSignOut::PATH))
@@ -102,7 +79,9 @@ async fn a_cross_origin_post_to_a_server_function_is_refused(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(no_origin.status(), StatusCode::FORBIDDEN);
-    let (_, still) = call::<DeskRefresh>(&app, &victim, Some(BRIDGE_ORIGIN), "app_id=shop").await;
+    let (_, still) = app
+        .server_fn::<DeskRefresh>(&victim, Some(BRIDGE_ORIGIN), &[("app_id", "shop")])
+        .await;
     assert!(
         still.contains("SignedIn"),
         "the desktop is still signed in: {still}"
@@ -121,10 +100,18 @@ async fn a_cross_origin_post_to_a_server_function_is_refused(backend: Backend) {
     assert_eq!(by_address.status(), StatusCode::OK);
 
     // Its own page may, and an oversized body is a 413, not a failure inside the function.
-    let own = call::<DeskSignOut>(&app, &victim, Some(BRIDGE_ORIGIN), "app_id=shop").await;
+    let own = app
+        .server_fn::<DeskSignOut>(&victim, Some(BRIDGE_ORIGIN), &[("app_id", "shop")])
+        .await;
     assert_eq!(own.0, StatusCode::OK, "{}", own.1);
-    let huge = format!("app_id=shop&padding={}", "x".repeat(70 * 1024));
-    let too_big = call::<DeskRefresh>(&app, &victim, Some(BRIDGE_ORIGIN), &huge).await;
+    let padding = "x".repeat(70 * 1024);
+    let too_big = app
+        .server_fn::<DeskRefresh>(
+            &victim,
+            Some(BRIDGE_ORIGIN),
+            &[("app_id", "shop"), ("padding", &padding)],
+        )
+        .await;
     assert_eq!(too_big.0, StatusCode::PAYLOAD_TOO_LARGE, "{}", too_big.1);
 }
 
@@ -148,7 +135,9 @@ async fn signing_in_renews_the_browser_session_and_keeps_no_token_in_it(backend:
         .cookie_provider(jar.clone())
         .build()
         .unwrap();
-    let (status, _) = call::<DeskOpen>(&app, &victim, Some(BRIDGE_ORIGIN), "app_id=shop").await;
+    let (status, _) = app
+        .server_fn::<DeskOpen>(&victim, Some(BRIDGE_ORIGIN), &[("app_id", "shop")])
+        .await;
     assert_eq!(status, StatusCode::OK);
     let before = session_cookie(&jar, &app.base);
     assert!(!before.is_empty(), "the desktop has a browser session");

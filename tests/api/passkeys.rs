@@ -72,10 +72,7 @@ async fn tokens_verify_against_the_jwks_with_an_independent_library(backend: Bac
     let app = TestApp::spawn(backend).await;
     let mut phone = Phone::new();
     let user_id = app.register(&mut phone, None).await;
-    let (s, options) = app.opened_sign_in().await;
-    app.verify(&s.session_id, &phone.sign(BRIDGE_ORIGIN, &options))
-        .await;
-    let (_, token) = app.completion(&s).await;
+    let (_, token) = app.sign_in(&mut phone).await;
 
     let res = app
         .request(Method::GET, "/.well-known/jwks.json")
@@ -217,10 +214,7 @@ async fn a_phone_without_a_passkey_may_create_one_when_the_app_allows_it(backend
     );
     let (user, _) = app.completion(&s).await;
     // And the new passkey signs in next time.
-    let (s, options) = app.opened_sign_in().await;
-    app.verify(&s.session_id, &phone.sign(BRIDGE_ORIGIN, &options))
-        .await;
-    assert_eq!(app.completion(&s).await.0, user);
+    assert_eq!(app.sign_in(&mut phone).await.0, user);
 
     // An app without open sign-up refuses, and its session is untouched.
     let started = reply(

@@ -498,26 +498,17 @@ async fn desktop_streams_are_counted_by_the_clients_status_budget(backend: Backe
 
 /// A desktop page in one browser opens streams until the `allowed`-th, then is refused.
 async fn desktop_streams_refused_after(backend: Backend, limits: &str, allowed: usize) {
-    use leptos::server_fn::ServerFn;
     let limits = if limits.starts_with('[') {
         limits.to_owned()
     } else {
         format!("{RELAXED_LIMITS}\n{limits}")
     };
     let app = TestApp::spawn_configured(backend, "5m", &limits).await;
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let opened = browser
-        .post(format!("{}{}", app.base, qr_bridge::ui::DeskOpen::PATH))
-        .header("Origin", BRIDGE_ORIGIN)
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body("app_id=shop")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(opened.status(), StatusCode::OK);
+    let browser = Client::browser();
+    let (status, _) = app
+        .server_fn::<qr_bridge::ui::DeskOpen>(&browser, Some(BRIDGE_ORIGIN), &[("app_id", "shop")])
+        .await;
+    assert_eq!(status, StatusCode::OK);
     let stream = || {
         browser
             .get(format!("{}/login/shop/events", app.base))
