@@ -141,7 +141,7 @@ pub fn watch_status(
             };
             match status.status {
                 crate::wire::WireStatus::Pending if status.scanned => on_scanned(),
-                crate::wire::WireStatus::Pending | crate::wire::WireStatus::Authenticated => {}
+                crate::wire::WireStatus::Pending => {}
                 _ => {
                     source.close();
                     refresh();

@@ -21,16 +21,34 @@ pub struct Started {
     pub external_user_id: Option<String>,
 }
 
-/// The statuses the SDK knows, plus the final ones our own stream and pages report.
+/// The statuses the SDK knows, plus the final ones our own stream and pages report. (The SDK
+/// also knows `authenticated`, for services with a step between the passkey and the token; this
+/// one has none, so never sends it.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WireStatus {
     Pending,
-    Authenticated,
     Completed,
     Denied,
     Cancelled,
     Expired,
+}
+
+impl WireStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WireStatus::Pending => "pending",
+            WireStatus::Completed => "completed",
+            WireStatus::Denied => "denied",
+            WireStatus::Cancelled => "cancelled",
+            WireStatus::Expired => "expired",
+        }
+    }
+
+    /// Whether nothing more will happen to the session.
+    pub fn is_final(self) -> bool {
+        self != WireStatus::Pending
+    }
 }
 
 /// One status report. Absent fields are left out, never `null`: the SDK rejects `null`.

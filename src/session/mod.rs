@@ -1,4 +1,7 @@
-//! The cross-device session: its seven states and the only transitions between them (pure; time comes in as a value).
+//! The cross-device session: its six states and the only transitions between them (pure; time comes in as a value).
+//!
+//! Longer than 400 lines only with its tests: every state with every event, before and after
+//! expiry, and random sequences.
 //!
 //! # States
 //!
@@ -6,7 +9,6 @@
 //! |-----------------|--------------------------------------------------------------------------|-------|
 //! | `Pending`       | created by the desktop, nobody has opened the QR yet                     | no    |
 //! | `Scanned`       | the phone opened the approval page and was given a WebAuthn challenge     | no    |
-//! | `Authenticated` | the passkey was verified; the desktop still has a step to do             | no    |
 //! | `Completed`     | a session token was issued                                               | yes   |
 //! | `Denied`        | the phone declined                                                       | yes   |
 //! | `Cancelled`     | the desktop gave up                                                      | yes   |
@@ -16,14 +18,13 @@
 //!
 //! Before `expires_at`:
 //!
-//! | from \ event    | `Scan`    | `Authenticate`  | `Complete`                  | `Deny`      | `Cancel`     |
-//! |-----------------|-----------|-----------------|-----------------------------|-------------|--------------|
-//! | `Pending`       | `Scanned` | refused         | refused                     | `Denied`    | `Cancelled`  |
-//! | `Scanned`       | `Scanned` | `Authenticated` | `Completed`                 | `Denied`    | `Cancelled`  |
-//! | `Authenticated` | refused   | refused         | `Completed` (same user)     | `Denied`    | `Cancelled`  |
-//! | `Completed`     | refused   | refused         | refused                     | refused     | refused      |
-//! | `Denied`        | refused   | refused         | refused                     | unchanged   | refused      |
-//! | `Cancelled`     | refused   | refused         | refused                     | refused     | unchanged    |
+//! | from \ event | `Scan`    | `Complete`  | `Deny`      | `Cancel`     |
+//! |--------------|-----------|-------------|-------------|--------------|
+//! | `Pending`    | `Scanned` | refused     | `Denied`    | `Cancelled`  |
+//! | `Scanned`    | `Scanned` | `Completed` | `Denied`    | `Cancelled`  |
+//! | `Completed`  | refused   | refused     | refused     | refused      |
+//! | `Denied`     | refused   | refused     | unchanged   | refused      |
+//! | `Cancelled`  | refused   | refused     | refused     | unchanged    |
 //!
 //! - `Scanned` + `Scan` is allowed so that a phone that reloads the page gets a fresh challenge.
 //! - "unchanged" makes `Deny` and `Cancel` idempotent: a repeat succeeds and nothing is written.
@@ -32,6 +33,9 @@
 //!   so a completion or a denial is never rewritten as an expiry.
 //! - Every other pair is refused with [`TransitionError::NotAllowed`], and a refused event leaves
 //!   the session exactly as it was.
+//! - The SDK also knows an `authenticated` status (verified, the desktop still to act). Nothing
+//!   here has such a step, so the machine has no such state: a verified passkey completes the
+//!   session in one write, and [`Session::accepts`] is the whole decision [`Session::apply`] makes.
 
 mod context;
 mod id;
@@ -52,7 +56,6 @@ pub use id::{
 pub enum State {
     Pending,
     Scanned,
-    Authenticated,
     Completed,
     Denied,
     Cancelled,
@@ -60,10 +63,9 @@ pub enum State {
 }
 
 impl State {
-    pub const ALL: [State; 7] = [
+    pub const ALL: [State; 6] = [
         State::Pending,
         State::Scanned,
-        State::Authenticated,
         State::Completed,
         State::Denied,
         State::Cancelled,
@@ -81,7 +83,6 @@ impl State {
         match self {
             State::Pending => "pending",
             State::Scanned => "scanned",
-            State::Authenticated => "authenticated",
             State::Completed => "completed",
             State::Denied => "denied",
             State::Cancelled => "cancelled",
@@ -115,8 +116,6 @@ pub struct Completion {
 pub enum Event {
     /// The phone opened the approval page and was handed a challenge.
     Scan,
-    /// The passkey was verified but the desktop still has a step to do.
-    Authenticate(UserId),
     /// A session token was issued for this user.
     Complete(Completion),
     /// The phone declined.
@@ -128,7 +127,6 @@ pub enum Event {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
     Scan,
-    Authenticate,
     Complete,
     Deny,
     Cancel,
@@ -138,7 +136,6 @@ impl Event {
     pub fn kind(&self) -> EventKind {
         match self {
             Event::Scan => EventKind::Scan,
-            Event::Authenticate(_) => EventKind::Authenticate,
             Event::Complete(_) => EventKind::Complete,
             Event::Deny => EventKind::Deny,
             Event::Cancel => EventKind::Cancel,
@@ -150,7 +147,6 @@ impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             EventKind::Scan => "scan",
-            EventKind::Authenticate => "authenticate",
             EventKind::Complete => "complete",
             EventKind::Deny => "deny",
             EventKind::Cancel => "cancel",
@@ -164,8 +160,6 @@ pub enum TransitionError {
     Expired,
     #[error("cannot {event} a session that is {state}")]
     NotAllowed { state: State, event: EventKind },
-    #[error("the session was authenticated by another user")]
-    UserMismatch,
 }
 
 /// Whether an accepted event changed the session (and so must be stored) or was already in effect.
@@ -254,7 +248,7 @@ pub struct Session {
     pub approval_context: Option<ApprovalContext>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_user_id: Option<String>,
-    /// Set by `Authenticate` or `Complete`.
+    /// Set by `Complete`, with the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     user_id: Option<UserId>,
     /// Set by `Complete`, and only by it.
@@ -354,27 +348,20 @@ impl Session {
             (Denied, E::Deny) | (Cancelled, E::Cancel) => return Ok(None),
             (Expired, _) => return Err(TransitionError::Expired),
             (Pending | Scanned, E::Scan) => Scanned,
-            (Scanned, E::Authenticate) => Authenticated,
-            (Scanned | Authenticated, E::Complete) => Completed,
-            (Pending | Scanned | Authenticated, E::Deny) => Denied,
-            (Pending | Scanned | Authenticated, E::Cancel) => Cancelled,
+            (Scanned, E::Complete) => Completed,
+            (Pending | Scanned, E::Deny) => Denied,
+            (Pending | Scanned, E::Cancel) => Cancelled,
             (state, event) => return Err(TransitionError::NotAllowed { state, event }),
         }))
     }
 
-    /// Applies `event` at `now` following the table in the module documentation.
+    /// Applies `event` at `now` following the table in the module documentation: the decision is
+    /// [`Session::accepts`]'s alone, so a caller that asked first is never surprised here.
     pub fn apply(&mut self, event: Event, now: Timestamp) -> Result<Applied, TransitionError> {
         let Some(next) = self.accepts(event.kind(), now)? else {
             return Ok(Applied::Unchanged);
         };
-        if let Event::Complete(done) = &event
-            && self.state == State::Authenticated
-            && self.user_id.as_ref() != Some(&done.user_id)
-        {
-            return Err(TransitionError::UserMismatch);
-        }
         match event {
-            Event::Authenticate(user) => self.user_id = Some(user),
             Event::Complete(done) => {
                 self.user_id = Some(done.user_id);
                 self.session_token = Some(done.session_token);
@@ -430,10 +417,9 @@ mod tests {
         }
     }
 
-    fn events() -> [Event; 5] {
+    fn events() -> [Event; 4] {
         [
             Event::Scan,
-            Event::Authenticate(alice()),
             Event::Complete(completion(alice())),
             Event::Deny,
             Event::Cancel,
@@ -447,7 +433,6 @@ mod tests {
         let path: &[Event] = match state {
             State::Pending | State::Expired => &[],
             State::Scanned => &[Event::Scan],
-            State::Authenticated => &[Event::Scan, Event::Authenticate(alice())],
             State::Completed => &[Event::Scan, Event::Complete(completion(alice()))],
             State::Denied => &[Event::Deny],
             State::Cancelled => &[Event::Cancel],
@@ -481,13 +466,9 @@ mod tests {
             (Pending, E::Deny) => To(Denied),
             (Pending, E::Cancel) => To(Cancelled),
             (Scanned, E::Scan) => To(Scanned),
-            (Scanned, E::Authenticate) => To(Authenticated),
             (Scanned, E::Complete) => To(Completed),
             (Scanned, E::Deny) => To(Denied),
             (Scanned, E::Cancel) => To(Cancelled),
-            (Authenticated, E::Complete) => To(Completed),
-            (Authenticated, E::Deny) => To(Denied),
-            (Authenticated, E::Cancel) => To(Cancelled),
             (Denied, E::Deny) | (Cancelled, E::Cancel) => Unchanged,
             _ => Refused,
         }
@@ -629,23 +610,6 @@ mod tests {
     }
 
     #[test]
-    fn completion_needs_the_user_who_authenticated() {
-        let (mut s, now) = session_in(State::Authenticated);
-        let before = s.clone();
-        let mallory = completion(UserId::new("usr_mallory"));
-        assert_eq!(
-            s.apply(Event::Complete(mallory), now),
-            Err(TransitionError::UserMismatch)
-        );
-        assert_eq!(s, before);
-        assert_eq!(
-            s.apply(Event::Complete(completion(alice())), now),
-            Ok(Applied::Changed)
-        );
-        assert_eq!(s.completion(), Some(completion(alice())));
-    }
-
-    #[test]
     fn only_a_completed_session_carries_a_token() {
         for state in State::ALL {
             let (s, now) = session_in(state);
@@ -670,12 +634,8 @@ mod tests {
             (from, to),
             (Pending, Scanned)
                 | (Scanned, Scanned)
-                | (Scanned, Authenticated)
-                | (Scanned | Authenticated, Completed)
-                | (
-                    Pending | Scanned | Authenticated,
-                    Denied | Cancelled | Expired
-                )
+                | (Scanned, Completed)
+                | (Pending | Scanned, Denied | Cancelled | Expired)
         ) || from == to
     }
 
@@ -683,7 +643,6 @@ mod tests {
         let user = prop_oneof![Just(alice()), Just(UserId::new("usr_bob"))];
         prop_oneof![
             Just(Event::Scan),
-            user.clone().prop_map(Event::Authenticate),
             user.prop_map(|u| Event::Complete(completion(u))),
             Just(Event::Deny),
             Just(Event::Cancel),
