@@ -1,4 +1,4 @@
-//! Every API failure as the contract's envelope `{ok:false,error:{code,message}}` with its HTTP status.
+//! Every API failure as the contract's envelope `{ok:false,error:{code,message}}` with its HTTP status (the service's refusals through `problem`'s table).
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -6,10 +6,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::apps::AuthError;
 use crate::bridge::BridgeError;
-use crate::passkey::PasskeyError;
+use crate::problem::{Problem, sentence};
 use crate::session::{InvalidApprovalContext, InvalidExternalUserId, InvalidSessionId};
-use crate::store::StoreError;
-use crate::token::TokenError;
 use crate::wire::{ErrorBody, ErrorEnvelope};
 
 #[derive(Debug, thiserror::Error)]
@@ -81,75 +79,10 @@ impl ApiError {
             ApiError::Auth(e @ (AuthError::OriginNotAllowed | AuthError::OriginRequired)) => {
                 (S::FORBIDDEN, "qr_origin_not_allowed", e.to_string())
             }
-            ApiError::Bridge(e) => match e {
-                BridgeError::NotFound => (
-                    S::NOT_FOUND,
-                    "qr_session_not_found",
-                    "Session not found.".into(),
-                ),
-                BridgeError::Expired => (
-                    S::GONE,
-                    "qr_expired",
-                    "This QR code has expired; start a new sign-in.".into(),
-                ),
-                BridgeError::Denied => (
-                    S::FORBIDDEN,
-                    "forbidden",
-                    "The sign-in was declined on the phone.".into(),
-                ),
-                BridgeError::Cancelled => (
-                    S::GONE,
-                    "session_expired",
-                    "The sign-in was cancelled.".into(),
-                ),
-                BridgeError::Refused(t) => (S::CONFLICT, "qr_invalid_state", sentence(t)),
-                BridgeError::ChallengeUsed => (S::CONFLICT, "qr_replay_detected", sentence(e)),
-                BridgeError::WrongCeremony => (S::CONFLICT, "qr_invalid_state", sentence(e)),
-                BridgeError::CredentialNotFound => {
-                    (S::NOT_FOUND, "qr_credential_not_found", sentence(e))
-                }
-                BridgeError::SignupClosed
-                | BridgeError::ClaimedElsewhere(_)
-                | BridgeError::BrowserNamedUser
-                | BridgeError::ExternalIdTaken => (S::FORBIDDEN, "forbidden", sentence(e)),
-                BridgeError::SignupOnRegistration => (S::CONFLICT, "qr_invalid_state", sentence(e)),
-                BridgeError::UserGone => (S::NOT_FOUND, "qr_user_not_found", sentence(e)),
-                BridgeError::Passkey(p) => match p {
-                    PasskeyError::ChallengeMismatch => {
-                        (S::BAD_REQUEST, "challenge_mismatch", sentence(p))
-                    }
-                    PasskeyError::CounterWentBack => {
-                        (S::CONFLICT, "qr_replay_detected", sentence(p))
-                    }
-                    PasskeyError::WrongSite
-                    | PasskeyError::NotVerified
-                    | PasskeyError::NoUserHandle
-                    | PasskeyError::CrossOrigin => {
-                        (S::BAD_REQUEST, "qr_invalid_response", sentence(p))
-                    }
-                    PasskeyError::Invalid(_) => (
-                        S::BAD_REQUEST,
-                        "qr_invalid_response",
-                        "The passkey response is not valid.".into(),
-                    ),
-                },
-                BridgeError::Token(TokenError::Expired) => {
-                    (S::UNAUTHORIZED, "session_expired", sentence(e))
-                }
-                BridgeError::Token(TokenError::Invalid | TokenError::Revoked) => {
-                    (S::UNAUTHORIZED, "unauthorized", sentence(e))
-                }
-                BridgeError::Store(StoreError::Unavailable(_)) => (
-                    S::SERVICE_UNAVAILABLE,
-                    "service_unavailable",
-                    "The service is briefly unavailable; try again in a moment.".into(),
-                ),
-                BridgeError::Store(_) | BridgeError::Contended | BridgeError::Token(_) => (
-                    S::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "Something went wrong on our side; try again.".into(),
-                ),
-            },
+            ApiError::Bridge(e) => {
+                let p = Problem::of(e);
+                (p.status, p.code, p.message)
+            }
             ApiError::RouteNotFound => (S::NOT_FOUND, "not_found", self.to_string()),
             ApiError::RateLimited(_) => (S::TOO_MANY_REQUESTS, "qr_rate_limited", sentence(self)),
             ApiError::MethodNotAllowed => (
@@ -159,18 +92,6 @@ impl ApiError {
             ),
         }
     }
-}
-
-fn sentence(e: &impl std::fmt::Display) -> String {
-    format!("{}.", capitalise(&e.to_string()))
-}
-
-fn capitalise(text: &str) -> String {
-    let mut chars = text.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 impl IntoResponse for ApiError {

@@ -1,0 +1,298 @@
+//! The cross-device service: start, observe, open, verify, cancel and deny sessions over any store, for the API and the pages alike.
+
+mod error;
+pub mod keys;
+mod phone;
+mod report;
+mod tokens;
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use url::Url;
+
+use crate::apps::{App, Apps};
+use crate::passkey::Passkeys;
+use crate::secret;
+use crate::session::{
+    Applied, ApprovalContext, Completion, Event, Kind, NewSession, Requester, Session, SessionId,
+    StartedBy, State, Timestamp,
+};
+use crate::settings::Settings;
+use crate::store::{Replaced, Store, StoreError, Subscription};
+use crate::token::{Claims, Tokens};
+
+/// How often one request re-reads after losing a compare-and-set before giving up. Each loss means
+/// another writer made progress, and a session has at most a handful of writers.
+const MAX_ATTEMPTS: usize = 16;
+
+/// A challenge stays takeable a little past its session's expiry, so an answer arriving at that
+/// moment is refused for the true reason (the session expired) rather than "challenge used".
+const CEREMONY_OUTLIVES_SESSION: Duration = Duration::from_secs(60);
+
+/// How often an instance reads the signing keys again, to pick up a rotation.
+pub const KEY_REFRESH: Duration = Duration::from_secs(10);
+
+pub use error::{BridgeError, SetupError};
+pub use phone::{Answer, Open};
+pub use report::{Reveal, wire_status};
+
+/// What the desktop asks for when it starts a session.
+#[derive(Clone, Debug)]
+pub struct Start {
+    pub kind: Kind,
+    pub approval_context: Option<ApprovalContext>,
+    pub external_user_id: Option<String>,
+    pub started_by: StartedBy,
+    pub requester: Requester,
+}
+
+/// A session just created, with the secrets and links the desktop needs.
+#[derive(Debug)]
+pub struct Started {
+    pub session: Session,
+    /// Shown once to the desktop; only its digest is stored.
+    pub polling_token: String,
+    pub qr_url: String,
+}
+
+/// A session the phone just opened, with the WebAuthn options for its ceremony.
+#[derive(Debug)]
+pub struct Opened {
+    pub session: Session,
+    pub kind: Kind,
+    /// Standard WebAuthn options as JSON (base64url without padding), for `get()` or `create()`.
+    pub options: serde_json::Value,
+}
+
+/// A session as the desktop may see it: its state now, and the completion once there is one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    pub state: State,
+    pub completion: Option<Completion>,
+    /// The stored revision: grows with every write, so it orders what a watcher has seen.
+    pub rev: u64,
+    /// How long, by the store's clock, until the session would expire if nothing else happens.
+    pub expires_in: Duration,
+}
+
+pub struct Bridge {
+    apps: Arc<Apps>,
+    store: Arc<dyn Store>,
+    passkeys: Passkeys,
+    tokens: Tokens,
+    public_origin: String,
+    session_ttl: Duration,
+}
+
+/// An introspected token (RFC 7662): its claims when it is active for the asking app.
+#[derive(Clone, Debug)]
+pub enum Introspected {
+    Active(Box<Claims>),
+    Inactive,
+}
+
+/// `2026-05-01T12:05:00.123Z`
+pub fn iso8601(at: Timestamp) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(at.as_millis())).to_string()
+}
+
+impl Bridge {
+    /// Builds the relying parties and reads the signing keys from the store, making the ring
+    /// when the deployment has none yet (the first instance to start writes it; the others read
+    /// theirs).
+    pub async fn new(settings: &Settings, store: Arc<dyn Store>) -> Result<Self, SetupError> {
+        let (ring, version) = keys::load_or_create(&*store, settings).await?;
+        let now = store.now().await?;
+        Ok(Self {
+            apps: settings.apps.clone(),
+            passkeys: Passkeys::new(&settings.apps, &settings.public_origin)?,
+            tokens: Tokens::new(
+                &settings.public_origin,
+                settings.token_ttl,
+                &ring,
+                version,
+                now,
+            )?,
+            store,
+            public_origin: settings.public_origin.clone(),
+            session_ttl: settings.session_ttl,
+        })
+    }
+
+    /// Reads the signing keys again: a rotation made meanwhile takes effect here, and retired
+    /// keys whose tokens have all expired leave the JWKS.
+    pub async fn refresh_keys(&self) -> Result<(), BridgeError> {
+        let stored = self
+            .store
+            .load_keys()
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("the signing keys are gone".into()))?;
+        let ring = keys::decode(&stored.json)?;
+        let now = self.store.now().await?;
+        if self.tokens.update(&ring, stored.version, now)? {
+            tracing::info!(kid = %self.tokens.signing_kid(), "signing keys changed");
+        }
+        Ok(())
+    }
+
+    /// Whether the store answers: what `/readyz` reports.
+    pub async fn ready(&self) -> Result<(), BridgeError> {
+        self.store.now().await?;
+        Ok(())
+    }
+
+    pub fn apps(&self) -> &Apps {
+        &self.apps
+    }
+
+    pub fn jwks(&self) -> serde_json::Value {
+        self.tokens.jwks()
+    }
+
+    /// Where the phone goes: the app's own page when it has one, else the hosted page.
+    pub fn qr_url(&self, app: &App, id: &SessionId) -> String {
+        match &app.primary_qr_base_url {
+            Some(base) => {
+                let mut url: Url = base.clone();
+                if let Ok(mut path) = url.path_segments_mut() {
+                    path.pop_if_empty().push("mobile-auth");
+                }
+                url.set_query(Some(&format!("session_id={id}")));
+                url.into()
+            }
+            None => format!("{}/bridge/{id}", self.public_origin),
+        }
+    }
+
+    /// Starts a session. A registration started by a browser may only ever make a new account
+    /// (see the README's security model): that is decided here, before anything is stored.
+    pub async fn start(&self, app: &App, start: Start) -> Result<Started, BridgeError> {
+        if start.kind == Kind::Registration && start.started_by == StartedBy::Browser {
+            if !app.open_signup {
+                return Err(BridgeError::SignupClosed);
+            }
+            if let Some(external) = &start.external_user_id {
+                if !app.browser_external_ids {
+                    return Err(BridgeError::BrowserNamedUser);
+                }
+                if self
+                    .store
+                    .find_user_by_external_id(&app.id, external)
+                    .await?
+                    .is_some()
+                {
+                    return Err(BridgeError::ExternalIdTaken);
+                }
+            }
+        }
+        let id = SessionId::from_uuid(uuid::Uuid::new_v4());
+        let polling_token = secret::generate("pt_");
+        let now = self.store.now().await?;
+        let new = NewSession {
+            id,
+            app_id: app.id.clone(),
+            kind: start.kind,
+            polling_token_sha256: secret::digest(&polling_token),
+            approval_context: start.approval_context,
+            external_user_id: start.external_user_id,
+            started_by: start.started_by,
+            requester: start.requester,
+        };
+        let session = Session::new(new, now, self.session_ttl);
+        self.store.insert(&session).await?;
+        Ok(Started {
+            qr_url: self.qr_url(app, &id),
+            session,
+            polling_token,
+        })
+    }
+
+    /// The desktop's view; a missing or wrong polling token is indistinguishable from an unknown id.
+    pub async fn observe(
+        &self,
+        id: &SessionId,
+        polling_token: Option<&str>,
+    ) -> Result<Observed, BridgeError> {
+        let loaded = self.store.load(id).await?.ok_or(BridgeError::NotFound)?;
+        let session = &loaded.session;
+        if !polling_token.is_some_and(|t| secret::matches(t, &session.polling_token_sha256)) {
+            return Err(BridgeError::NotFound);
+        }
+        let state = session.state_at(loaded.now);
+        Ok(Observed {
+            state,
+            completion: session.completion().filter(|_| state == State::Completed),
+            rev: loaded.rev,
+            expires_in: loaded.now.until(session.expires_at),
+        })
+    }
+
+    /// Subscribes to the session's changes, then reads it: in that order, so no change can fall
+    /// between the two. Refused exactly as [`Bridge::observe`] refuses.
+    pub async fn watch(
+        &self,
+        id: &SessionId,
+        polling_token: Option<&str>,
+    ) -> Result<(Subscription, Observed), BridgeError> {
+        let subscription = self.store.subscribe(id).await?;
+        let first = self.observe(id, polling_token).await?;
+        Ok((subscription, first))
+    }
+
+    /// The app a session belongs to: what the hosted approval page needs before anything else.
+    pub async fn app_of(&self, id: &SessionId) -> Result<Arc<App>, BridgeError> {
+        let loaded = self.store.load(id).await?.ok_or(BridgeError::NotFound)?;
+        self.apps
+            .get(&loaded.session.app_id)
+            .cloned()
+            .ok_or(BridgeError::NotFound)
+    }
+
+    /// The desktop gives up. Repeating it is harmless.
+    pub async fn cancel(
+        &self,
+        id: &SessionId,
+        polling_token: Option<&str>,
+    ) -> Result<(), BridgeError> {
+        self.update(id, |s, now| {
+            if !polling_token.is_some_and(|t| secret::matches(t, &s.polling_token_sha256)) {
+                return Err(BridgeError::NotFound);
+            }
+            Ok(s.apply(Event::Cancel, now)?)
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Reads, lets `step` decide at the store's time, and writes back only if nobody wrote in
+    /// between; on a lost race it decides again on what the winner left.
+    async fn update(
+        &self,
+        id: &SessionId,
+        mut step: impl FnMut(&mut Session, Timestamp) -> Result<Applied, BridgeError>,
+    ) -> Result<Session, BridgeError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let mut loaded = self.store.load(id).await?.ok_or(BridgeError::NotFound)?;
+            if step(&mut loaded.session, loaded.now)? == Applied::Unchanged {
+                return Ok(loaded.session);
+            }
+            match self.store.replace(id, loaded.rev, &loaded.session).await? {
+                Replaced::Done => return Ok(loaded.session),
+                Replaced::Stale => continue,
+                Replaced::Gone => return Err(BridgeError::NotFound),
+                Replaced::Expired => return Err(BridgeError::Expired),
+            }
+        }
+        Err(BridgeError::Contended)
+    }
+}
+
+/// Another app's session is reported as unknown, so ids cannot be probed across apps.
+fn owned_by(session: &Session, app: &App) -> Result<(), BridgeError> {
+    if session.app_id == app.id {
+        Ok(())
+    } else {
+        Err(BridgeError::NotFound)
+    }
+}

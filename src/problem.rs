@@ -1,0 +1,305 @@
+//! The one table from what the service refuses to what the outside is told: the API's status, code and message, and the page's title and advice.
+
+use axum::http::StatusCode;
+
+use crate::bridge::BridgeError;
+use crate::passkey::PasskeyError;
+use crate::session::{State, TransitionError};
+use crate::store::StoreError;
+use crate::token::TokenError;
+
+/// One refusal, said for every reader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub status: StatusCode,
+    /// The contract's error code (`qr_expired`, …), which the SDK maps.
+    pub code: &'static str,
+    /// For developers reading the API's envelope.
+    pub message: String,
+    /// For the person holding the phone or sitting at the desktop.
+    pub title: &'static str,
+    pub advice: &'static str,
+    /// Whether the person may try again as they are (a fresh challenge, a moment's wait), or the
+    /// request is over for them.
+    pub retry: bool,
+}
+
+const SCAN_AGAIN: &str = "Go back to your computer and scan a new code.";
+const NOT_VERIFIED: &str = "That passkey could not be verified. Try again.";
+
+impl Problem {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Problem {
+            status,
+            code,
+            message: message.into(),
+            title: "Something went wrong",
+            advice: "Try again in a moment.",
+            retry: false,
+        }
+    }
+
+    fn shown(mut self, title: &'static str, advice: &'static str) -> Self {
+        self.title = title;
+        self.advice = advice;
+        self
+    }
+
+    fn may_retry(mut self) -> Self {
+        self.retry = true;
+        self
+    }
+
+    /// Whether the failure is ours (a 5xx): its cause goes to the log, never to the reader.
+    pub fn is_ours(&self) -> bool {
+        self.status.is_server_error()
+    }
+
+    /// Too many requests from this client: wait, then try again.
+    pub fn limited(message: String) -> Self {
+        Problem::new(StatusCode::TOO_MANY_REQUESTS, "qr_rate_limited", message)
+            .shown("Too many attempts", "Wait a minute, then try again.")
+            .may_retry()
+    }
+
+    /// The table itself.
+    pub fn of(e: &BridgeError) -> Self {
+        use StatusCode as S;
+        match e {
+            BridgeError::NotFound => {
+                Problem::new(S::NOT_FOUND, "qr_session_not_found", "Session not found.")
+                    .shown("This code is not valid", SCAN_AGAIN)
+            }
+            BridgeError::Expired => Problem::new(
+                S::GONE,
+                "qr_expired",
+                "This QR code has expired; start a new sign-in.",
+            )
+            .shown("This code has expired", SCAN_AGAIN),
+            BridgeError::Denied => Problem::new(
+                S::FORBIDDEN,
+                "forbidden",
+                "The sign-in was declined on the phone.",
+            )
+            .shown("Declined", "The sign-in was declined on the phone."),
+            BridgeError::Cancelled => {
+                Problem::new(S::GONE, "session_expired", "The sign-in was cancelled.").shown(
+                    "Cancelled on the computer",
+                    "The sign-in was cancelled. Start again on your computer.",
+                )
+            }
+            BridgeError::Refused(t) => {
+                let refused = Problem::new(S::CONFLICT, "qr_invalid_state", sentence(t));
+                match t {
+                    TransitionError::NotAllowed {
+                        state: State::Completed,
+                        ..
+                    } => refused.shown("Already approved", "This sign-in was already approved."),
+                    TransitionError::NotAllowed {
+                        state: State::Denied,
+                        ..
+                    } => refused.shown("Already declined", "This sign-in was declined."),
+                    TransitionError::NotAllowed {
+                        state: State::Cancelled,
+                        ..
+                    } => refused.shown(
+                        "Cancelled on the computer",
+                        "The sign-in was cancelled. Start again on your computer.",
+                    ),
+                    _ => refused.shown("This request can't go on", SCAN_AGAIN),
+                }
+            }
+            BridgeError::ChallengeUsed => {
+                Problem::new(S::CONFLICT, "qr_replay_detected", sentence(e))
+                    .shown("Not verified", NOT_VERIFIED)
+                    .may_retry()
+            }
+            BridgeError::WrongCeremony => {
+                Problem::new(S::CONFLICT, "qr_invalid_state", sentence(e))
+                    .shown("Not verified", NOT_VERIFIED)
+                    .may_retry()
+            }
+            BridgeError::CredentialNotFound => {
+                Problem::new(S::NOT_FOUND, "qr_credential_not_found", sentence(e))
+                    .shown(
+                        "Unknown passkey",
+                        "This passkey is not registered here. Use another, or create one.",
+                    )
+                    .may_retry()
+            }
+            BridgeError::SignupClosed | BridgeError::BrowserNamedUser => {
+                Problem::new(S::FORBIDDEN, "forbidden", sentence(e)).shown(
+                    "You can't create an account here",
+                    "Sign in with a passkey you already have for this app.",
+                )
+            }
+            BridgeError::ExternalIdTaken => Problem::new(S::FORBIDDEN, "forbidden", sentence(e))
+                .shown(
+                    "This account already exists",
+                    "Sign in with its passkey instead, or ask the app to add this one.",
+                ),
+            BridgeError::ClaimedElsewhere(_) => {
+                Problem::new(S::FORBIDDEN, "forbidden", sentence(e)).shown(
+                    "This request is open on another device",
+                    "Only the device that first opened it can approve or decline it.",
+                )
+            }
+            BridgeError::SignupOnRegistration => {
+                Problem::new(S::CONFLICT, "qr_invalid_state", sentence(e)).shown(
+                    "This request already creates a passkey",
+                    "Go back and approve it as it is.",
+                )
+            }
+            BridgeError::UserGone => Problem::new(S::NOT_FOUND, "qr_user_not_found", sentence(e))
+                .shown(
+                    "This account no longer exists",
+                    "Go back to your computer and start again.",
+                ),
+            BridgeError::Passkey(p) => {
+                let (status, code, message) = match p {
+                    PasskeyError::ChallengeMismatch => {
+                        (S::BAD_REQUEST, "challenge_mismatch", sentence(p))
+                    }
+                    PasskeyError::CounterWentBack => {
+                        (S::CONFLICT, "qr_replay_detected", sentence(p))
+                    }
+                    PasskeyError::WrongSite
+                    | PasskeyError::NotVerified
+                    | PasskeyError::NoUserHandle
+                    | PasskeyError::CrossOrigin => {
+                        (S::BAD_REQUEST, "qr_invalid_response", sentence(p))
+                    }
+                    // The library's wording is not for outsiders.
+                    PasskeyError::Invalid(_) => (
+                        S::BAD_REQUEST,
+                        "qr_invalid_response",
+                        "The passkey response is not valid.".into(),
+                    ),
+                };
+                Problem::new(status, code, message)
+                    .shown("Not verified", NOT_VERIFIED)
+                    .may_retry()
+            }
+            BridgeError::Token(TokenError::Expired) => {
+                Problem::new(S::UNAUTHORIZED, "session_expired", sentence(e))
+            }
+            BridgeError::Token(TokenError::Invalid | TokenError::Revoked) => {
+                Problem::new(S::UNAUTHORIZED, "unauthorized", sentence(e))
+            }
+            BridgeError::Store(StoreError::Unavailable(_)) => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "The service is briefly unavailable; try again in a moment.",
+            )
+            .shown(
+                "We can't reach our service right now",
+                "We can't reach our service right now. Wait a moment, then try again.",
+            )
+            .may_retry(),
+            BridgeError::Store(_) | BridgeError::Contended | BridgeError::Token(_) => Problem::new(
+                S::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "Something went wrong on our side; try again.",
+            )
+            .shown(
+                "Something went wrong on our side",
+                "Something went wrong on our side. Try again.",
+            )
+            .may_retry(),
+        }
+    }
+}
+
+/// An error's own words as a sentence: "Session not found."
+pub fn sentence(e: &impl std::fmt::Display) -> String {
+    let text = e.to_string();
+    let mut chars = text.chars();
+    let capitalised: String = chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    format!("{capitalised}.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{ClaimedElsewhere, EventKind};
+
+    fn every_error() -> Vec<BridgeError> {
+        let refused = |state| {
+            BridgeError::Refused(TransitionError::NotAllowed {
+                state,
+                event: EventKind::Complete,
+            })
+        };
+        vec![
+            BridgeError::NotFound,
+            BridgeError::Expired,
+            BridgeError::Denied,
+            BridgeError::Cancelled,
+            refused(State::Completed),
+            refused(State::Denied),
+            refused(State::Cancelled),
+            refused(State::Pending),
+            BridgeError::Store(StoreError::Unavailable("down".into())),
+            BridgeError::Store(StoreError::Corrupt("bad".into())),
+            BridgeError::Contended,
+            BridgeError::ChallengeUsed,
+            BridgeError::WrongCeremony,
+            BridgeError::CredentialNotFound,
+            BridgeError::Passkey(PasskeyError::ChallengeMismatch),
+            BridgeError::Passkey(PasskeyError::Invalid("webauthn-rs internals".into())),
+            BridgeError::SignupClosed,
+            BridgeError::BrowserNamedUser,
+            BridgeError::ExternalIdTaken,
+            BridgeError::SignupOnRegistration,
+            BridgeError::UserGone,
+            BridgeError::ClaimedElsewhere(ClaimedElsewhere::ByAnother),
+            BridgeError::Token(TokenError::Expired),
+            BridgeError::Token(TokenError::Revoked),
+        ]
+    }
+
+    #[test]
+    fn our_failures_tell_nobody_their_cause() {
+        for e in every_error() {
+            let p = Problem::of(&e);
+            if p.is_ours() {
+                assert!(
+                    !p.message.contains("bad") && !p.message.contains("down"),
+                    "{e:?}"
+                );
+                assert!(p.retry, "a failure of ours is worth another try: {e:?}");
+            }
+        }
+        let p = Problem::of(&BridgeError::Passkey(PasskeyError::Invalid(
+            "webauthn-rs internals".into(),
+        )));
+        assert!(!p.message.contains("internals"));
+    }
+
+    #[test]
+    fn every_refusal_is_worded_for_people_and_coded_for_the_sdk() {
+        for e in every_error() {
+            let p = Problem::of(&e);
+            assert!(
+                p.status.is_client_error() || p.status.is_server_error(),
+                "{e:?}"
+            );
+            assert!(p.message.ends_with('.'), "{e:?}: {}", p.message);
+            assert!(
+                !p.code.is_empty() && !p.title.is_empty() && p.advice.ends_with('.'),
+                "{e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_phone_may_retry_a_passkey_but_not_a_dead_request() {
+        assert!(Problem::of(&BridgeError::ChallengeUsed).retry);
+        assert!(Problem::of(&BridgeError::CredentialNotFound).retry);
+        assert!(!Problem::of(&BridgeError::Expired).retry);
+        assert!(!Problem::of(&BridgeError::ClaimedElsewhere(ClaimedElsewhere::ByAnother)).retry);
+    }
+}
