@@ -111,9 +111,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
-    let store = crate::store::open(&settings.store, &settings.redis_prefix, &settings.data_dir)
-        .await
-        .context("opening the store")?;
+    let store = crate::store::open(
+        &settings.store,
+        &settings.redis_prefix,
+        &settings.data_dir,
+        &crate::clock::Clock::system(),
+    )
+    .await
+    .context("opening the store")?;
     let ttl = settings.token_ttl;
     let mut out = std::io::stdout().lock();
     match command {

@@ -4,8 +4,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::FromRef;
-use leptos::config::{Env, LeptosOptions};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -13,101 +11,18 @@ use tower::ServiceExt;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::apps::Invalid;
-use crate::bridge::{Bridge, KEY_REFRESH, SetupError};
-use crate::limits::{self, Counter, Limiter, TrustedProxies};
-use crate::pages::{self, WebSessions};
+use crate::limits;
 use crate::settings::{Connections, Settings, StoreKind};
-use crate::store::{self, Store};
+use crate::state::AppState;
+use crate::store;
 use crate::ui::{App, shell};
 use crate::{api, headers};
-
-/// What every handler and server function reaches, behind one `Arc`: extractors clone the state
-/// on every request, and field by field that clone was a measurable share of a cheap request.
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-/// The service, the rate limits, the shutdown signal open streams listen to, and the pages'
-/// build settings.
-pub struct Shared {
-    pub bridge: Arc<Bridge>,
-    pub limiter: Arc<Limiter>,
-    pub proxies: Arc<TrustedProxies>,
-    pub shutdown: CancellationToken,
-    /// The app whose sign-in page is served at `/`.
-    pub home_app: Option<String>,
-    pub web_sessions: WebSessions,
-    /// Status streams open on this instance, by session and by browser session.
-    pub streams: api::stream::OpenStreams,
-    /// How long a request may take to be answered (see `Connections`).
-    pub request_timeout: std::time::Duration,
-    pub public_origin: String,
-    pub leptos: LeptosOptions,
-}
-
-impl FromRef<AppState> for LeptosOptions {
-    fn from_ref(state: &AppState) -> Self {
-        state.leptos.clone()
-    }
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-impl AppState {
-    /// `counter` keeps the rate-limit windows: shared through Redis when the store is. Starts
-    /// the task that picks up key rotations, which ends with the shutdown signal.
-    pub async fn new(
-        settings: &Settings,
-        store: Arc<dyn Store>,
-        counter: Arc<dyn Counter>,
-    ) -> Result<Self, SetupError> {
-        let bridge = Arc::new(Bridge::new(settings, store).await?);
-        let shutdown = CancellationToken::new();
-        tokio::spawn(refresh_keys(Arc::downgrade(&bridge), shutdown.clone()));
-        Ok(Self(Arc::new(Shared {
-            bridge,
-            limiter: Arc::new(Limiter::new(settings.limits.clone(), counter)),
-            proxies: Arc::new(settings.proxies.clone()),
-            shutdown,
-            home_app: settings.home_app.clone(),
-            streams: api::stream::OpenStreams::default(),
-            request_timeout: settings.connections.request_timeout,
-            web_sessions: WebSessions::new(settings)
-                .map_err(|e| SetupError::Settings(Invalid::new("store", e)))?,
-            public_origin: settings.public_origin.clone(),
-            leptos: leptos_options(settings),
-        })))
-    }
-}
 
 async fn readyz(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Result<&'static str, api::ApiError> {
     state.bridge.ready().await?;
     Ok("ready")
-}
-
-/// Reads the signing keys every [`KEY_REFRESH`], so a `qr-bridge keys rotate` reaches every
-/// instance without a restart; a failed read keeps the keys it has.
-async fn refresh_keys(bridge: std::sync::Weak<Bridge>, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(KEY_REFRESH) => {}
-        }
-        let Some(bridge) = bridge.upgrade() else {
-            return;
-        };
-        if let Err(e) = bridge.refresh_keys().await {
-            tracing::warn!(error = %e, "could not read the signing keys; keeping the current ones");
-        }
-    }
 }
 
 /// The whole site: `main` serves it, and the tests serve it on port 0.
@@ -123,7 +38,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::routes(state.bridge.apps()))
         .route(
             "/login/{app_id}/events",
-            axum::routing::get(pages::desk_events),
+            axum::routing::get(crate::ui::desk_events),
         )
         // Liveness, for the benchmark's HTTP ceiling too: touches no store.
         .route("/healthz", axum::routing::get(|| async { "ok" }))
@@ -134,7 +49,7 @@ pub fn app(state: AppState) -> Router {
         .layer(sessions)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            pages::guard_server_fns,
+            crate::ui::server::guard_server_fns,
         ))
         .with_state(state);
     // Inside the headers: a 408 carries them like any other answer.
@@ -145,46 +60,17 @@ pub fn app(state: AppState) -> Router {
     headers::apply(router).layer(TraceLayer::new_for_http())
 }
 
-/// Built by hand rather than read from Cargo.toml, so the binary runs the same from
-/// `cargo leptos serve`, from the release build, and inside `cargo test`.
-fn leptos_options(settings: &Settings) -> LeptosOptions {
-    let env = match std::env::var("LEPTOS_ENV").as_deref() {
-        Ok("DEV") | Ok("dev") => Env::DEV,
-        _ => Env::PROD,
-    };
-    LeptosOptions::builder()
-        .output_name(std::env::var("LEPTOS_OUTPUT_NAME").unwrap_or_else(|_| "qr-bridge".into()))
-        .site_root(site_root(settings).to_string_lossy().into_owned())
-        .site_pkg_dir("pkg")
-        .site_addr(settings.addr)
-        .env(env)
-        .build()
-}
-
-/// The built site (wasm, JS, CSS): the setting, else what cargo-leptos says, else `target/site`
-/// from the working directory, else the `site` beside the binary's own target directory.
-pub fn site_root(settings: &Settings) -> PathBuf {
-    if let Some(root) = &settings.site_root {
-        return root.clone();
-    }
-    if let Ok(root) = std::env::var("LEPTOS_SITE_ROOT") {
-        return root.into();
-    }
-    let beside_binary = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join("site")));
-    [Some(PathBuf::from("target/site")), beside_binary]
-        .into_iter()
-        .flatten()
-        .find(|root| root.join("pkg").is_dir())
-        .unwrap_or_else(|| PathBuf::from("target/site"))
-}
-
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let store = store::open(&settings.store, &settings.redis_prefix, &settings.data_dir)
-        .await
-        .map_err(|e| anyhow::anyhow!("store: {e}"))?;
-    let counter = limits::counter(&settings.store, &settings.redis_prefix)
+    let clock = crate::clock::Clock::system();
+    let store = store::open(
+        &settings.store,
+        &settings.redis_prefix,
+        &settings.data_dir,
+        &clock,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("store: {e}"))?;
+    let counter = limits::counter(&settings.store, &settings.redis_prefix, &clock)
         .await
         .map_err(|e| anyhow::anyhow!("store: {e}"))?;
     for warning in &settings.warnings {

@@ -1,4 +1,6 @@
 //! The bridge's settings: `Leptos.toml` overlaid by `QR_BRIDGE_*` environment variables, checked once at start.
+//!
+//! Longer than 400 lines only with its tests, which sit below the checks they pin.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use crate::apps::{
     App, AppConfig, Apps, DEMO_PUBLISHABLE_KEY, Invalid, is_local_host, parse_origin,
 };
 use crate::limits::{Limits, TrustedProxies};
+pub use crate::store::StoreKind;
 
 /// The settings file's shape. Unknown keys are errors, so a typo never silently falls back to a default.
 #[derive(Debug, Deserialize)]
@@ -52,6 +55,8 @@ struct File {
     request_timeout: Duration,
     #[serde(default = "default_max_connections")]
     max_connections: usize,
+    #[serde(default = "default_stream_heartbeat", with = "humantime_serde")]
+    stream_heartbeat: Duration,
     #[serde(default)]
     apps: Vec<AppConfig>,
 }
@@ -62,6 +67,10 @@ fn default_header_timeout() -> Duration {
 
 fn default_request_timeout() -> Duration {
     Duration::from_secs(30)
+}
+
+fn default_stream_heartbeat() -> Duration {
+    Duration::from_secs(15)
 }
 
 fn default_max_connections() -> usize {
@@ -96,15 +105,6 @@ fn default_token_ttl() -> Duration {
     Duration::from_secs(3600)
 }
 
-/// Where sessions are kept.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StoreKind {
-    /// In this process: nothing to run beside the bridge, but one instance only.
-    Memory,
-    /// A Redis server shared by every instance of a deployment.
-    Redis { url: String },
-}
-
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub addr: SocketAddr,
@@ -112,7 +112,7 @@ pub struct Settings {
     pub public_origin: String,
     pub store: StoreKind,
     pub session_ttl: Duration,
-    /// The built site (wasm, JS, CSS); found by [`crate::server::site_root`] when not set.
+    /// The built site (wasm, JS, CSS); found by [`crate::state::site_root`] when not set.
     pub site_root: Option<PathBuf>,
     /// Where the embedded store keeps users and passkeys, and where a signing key is made if none is given.
     pub data_dir: PathBuf,
@@ -139,6 +139,8 @@ pub struct Connections {
     pub request_timeout: Duration,
     /// Connections open at once; more wait to be accepted.
     pub max_connections: usize,
+    /// How often a quiet event stream sends a comment, so proxies keep it open.
+    pub stream_heartbeat: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -243,11 +245,12 @@ impl File {
         };
         if self.header_timeout.is_zero()
             || self.request_timeout.is_zero()
+            || self.stream_heartbeat.is_zero()
             || self.max_connections == 0
         {
             return Err(Invalid::new(
                 "header_timeout",
-                "header_timeout, request_timeout and max_connections must be above zero",
+                "header_timeout, request_timeout, stream_heartbeat and max_connections must be above zero",
             ));
         }
         if self.limits.ipv6_prefix > 128 {
@@ -309,6 +312,7 @@ impl File {
                 header_timeout: self.header_timeout,
                 request_timeout: self.request_timeout,
                 max_connections: self.max_connections,
+                stream_heartbeat: self.stream_heartbeat,
             },
             warnings: proxies
                 .trusts_everyone()

@@ -1,5 +1,8 @@
 //! Session tokens: RS256 JWTs bound to their app, signed with a key ring that rotates, and the JWKS integrators verify them with.
 //!
+//! Longer than 400 lines with its tests: the tokens and the key ring they are signed with change
+//! together, and the tests check them against an independent JWT implementation.
+//!
 //! # The key ring
 //!
 //! Every key has one role: `next` (published, not yet signing), `current` (signing) or `retired`

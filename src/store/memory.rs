@@ -1,10 +1,13 @@
 //! The embedded store: sessions in this process's memory, users and passkeys also in a file that survives restarts.
+//!
+//! Longer than 400 lines: it is one whole backend of the `Store` trait, kept in one file to be read
+//! side by side with `redis.rs`, method for method.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
@@ -13,7 +16,8 @@ use super::{
     CHANNEL_DEPTH, Created, KEPT_AFTER_EXPIRY, Loaded, LoadedUser, Notice, Replaced, Store,
     StoreError, StoredKeys, Subscription, decode, encode,
 };
-use crate::passkey::{Ceremony, User};
+use crate::account::{Ceremony, User};
+use crate::clock::Clock;
 use crate::session::{Session, SessionId, Timestamp, UserId};
 
 /// How often an insert may also sweep out sessions past their retention.
@@ -42,6 +46,7 @@ pub struct MemoryStore {
     /// One channel per watched session; shared with the subscriptions, which remove it when the
     /// last one goes.
     channels: Arc<Mutex<HashMap<SessionId, broadcast::Sender<Notice>>>>,
+    clock: Clock,
 }
 
 #[derive(Default)]
@@ -64,13 +69,6 @@ struct Inner {
 struct Entry {
     session: Session,
     rev: u64,
-}
-
-fn clock() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    Timestamp::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
 fn dropped_at(session: &Session) -> Timestamp {
@@ -99,8 +97,22 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), StoreError> {
 impl MemoryStore {
     /// An embedded store whose users live in `<data_dir>/users.json`, read back now if present.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(data_dir, Clock::system())
+    }
+
+    /// An embedded store in memory only, on `clock` (tests turn it rather than sleep).
+    pub fn in_memory(clock: Clock) -> Self {
+        MemoryStore {
+            clock,
+            ..MemoryStore::default()
+        }
+    }
+
+    /// As [`MemoryStore::open`], on `clock`.
+    pub fn open_with(data_dir: &Path, clock: Clock) -> Result<Self, StoreError> {
         let path = data_dir.join(USERS_FILE);
         let store = MemoryStore {
+            clock,
             users_file: Some(path.clone()),
             keys_file: Some(data_dir.join(KEYS_FILE)),
             revoked_file: Some(data_dir.join(REVOKED_FILE)),
@@ -205,11 +217,11 @@ struct KeysFile {
 #[async_trait]
 impl Store for MemoryStore {
     async fn now(&self) -> Result<Timestamp, StoreError> {
-        Ok(clock())
+        Ok(self.clock.now())
     }
 
     async fn insert(&self, session: &Session) -> Result<(), StoreError> {
-        let now = clock();
+        let now = self.clock.now();
         let mut inner = self.lock();
         inner.sweep(now);
         if inner.live(&session.id, now).is_some() {
@@ -226,7 +238,7 @@ impl Store for MemoryStore {
     }
 
     async fn load(&self, id: &SessionId) -> Result<Option<Loaded>, StoreError> {
-        let now = clock();
+        let now = self.clock.now();
         let inner = self.lock();
         Ok(inner.live(id, now).map(|e| Loaded {
             session: e.session.clone(),
@@ -241,7 +253,7 @@ impl Store for MemoryStore {
         rev: u64,
         session: &Session,
     ) -> Result<Replaced, StoreError> {
-        let now = clock();
+        let now = self.clock.now();
         let mut inner = self.lock();
         let Some(current) = inner.live(id, now) else {
             return Ok(Replaced::Gone);
@@ -283,7 +295,7 @@ impl Store for MemoryStore {
     }
 
     async fn take_ceremony(&self, id: &SessionId) -> Result<Option<Ceremony>, StoreError> {
-        let now = clock();
+        let now = self.clock.now();
         let taken = self.lock().ceremonies.remove(id);
         match taken {
             Some((json, until)) if now < until => Ok(Some(decode("ceremony", &json)?)),
@@ -411,7 +423,7 @@ impl Store for MemoryStore {
             return Ok(());
         };
         let _writing = self.write_lock.lock().await;
-        let now = clock();
+        let now = self.clock.now();
         let text = {
             let mut inner = self.lock();
             inner.revoked.retain(|_, until| now < *until);
@@ -423,7 +435,7 @@ impl Store for MemoryStore {
     }
 
     async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        let now = clock();
+        let now = self.clock.now();
         Ok(self
             .lock()
             .revoked

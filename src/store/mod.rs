@@ -3,6 +3,7 @@
 mod memory;
 mod pubsub;
 mod redis;
+mod web;
 
 #[cfg(test)]
 mod contract;
@@ -13,12 +14,21 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::passkey::{Ceremony, User};
+use crate::account::{Ceremony, User};
 use crate::session::{Session, SessionId, Timestamp, UserId};
-use crate::settings::StoreKind;
 
 pub use memory::MemoryStore;
 pub use redis::{REDIS_TIMEOUT, RedisStore, manager as redis_manager};
+pub use web::{MemoryWebSessions, RedisWebSessions, WebSessions};
+
+/// Where sessions are kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    /// In this process: nothing to run beside the bridge, but one instance only.
+    Memory,
+    /// A Redis server shared by every instance of a deployment.
+    Redis { url: String },
+}
 
 /// Notices a slow subscriber may fall behind by before it is told to resync instead.
 const CHANNEL_DEPTH: usize = 8;
@@ -208,9 +218,10 @@ pub async fn open(
     kind: &StoreKind,
     prefix: &str,
     data_dir: &Path,
+    clock: &crate::clock::Clock,
 ) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match kind {
-        StoreKind::Memory => Arc::new(MemoryStore::open(data_dir)?),
+        StoreKind::Memory => Arc::new(MemoryStore::open_with(data_dir, clock.clone())?),
         StoreKind::Redis { url } => Arc::new(RedisStore::connect(url, prefix).await?),
     })
 }

@@ -25,7 +25,7 @@ use super::{
     Subscription, decode, encode,
 };
 
-use crate::passkey::{Ceremony, User};
+use crate::account::{Ceremony, User};
 use crate::session::{Session, SessionId, Timestamp, UserId};
 
 /// Redis 7.0 has no `SET … IFEQ`, so creation refuses an existing key inside a script.

@@ -1,0 +1,93 @@
+//! The embedded side's clock: wall time, or a hand the tests turn, shared by the memory store and the rate limiter.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::session::Timestamp;
+
+/// Wall time by default. Redis keeps its own clock (`TIME`), so this one only runs the embedded
+/// store and the in-process rate-limit windows: a test turns it to cross an expiry or a window
+/// in no time, and every part reading it agrees on the moment.
+#[derive(Clone, Debug, Default)]
+pub struct Clock(Option<Arc<Hand>>);
+
+#[derive(Debug, Default)]
+struct Hand {
+    /// Where a clock that stands still stands; `None` runs with wall time.
+    start: Option<u64>,
+    /// How far it was turned, in milliseconds.
+    turned: AtomicU64,
+}
+
+fn wall_ms() -> u64 {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    u64::try_from(ms).unwrap_or(u64::MAX)
+}
+
+impl Clock {
+    pub fn system() -> Self {
+        Clock(None)
+    }
+
+    /// Wall time, plus however far it was turned: time still passes, and a test may skip ahead.
+    pub fn turnable() -> Self {
+        Clock(Some(Arc::default()))
+    }
+
+    /// A clock that stands at `start` until turned.
+    pub fn by_hand(start: Timestamp) -> Self {
+        Clock(Some(Arc::new(Hand {
+            start: Some(start.as_millis()),
+            turned: AtomicU64::new(0),
+        })))
+    }
+
+    pub fn now(&self) -> Timestamp {
+        let (start, turned) = match &self.0 {
+            Some(hand) => (
+                hand.start.unwrap_or_else(wall_ms),
+                hand.turned.load(Ordering::SeqCst),
+            ),
+            None => (wall_ms(), 0),
+        };
+        Timestamp::from_millis(start.saturating_add(turned))
+    }
+
+    /// Moves the clock on; returns whether it could (wall time cannot be turned).
+    pub fn turn(&self, by: Duration) -> bool {
+        match &self.0 {
+            Some(hand) => {
+                let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+                hand.turned.fetch_add(ms, Ordering::SeqCst);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hand_clock_moves_only_when_turned() {
+        let clock = Clock::by_hand(Timestamp::from_millis(1_000));
+        let copy = clock.clone();
+        assert_eq!(clock.now(), Timestamp::from_millis(1_000));
+        assert!(copy.turn(Duration::from_secs(2)));
+        assert_eq!(
+            clock.now(),
+            Timestamp::from_millis(3_000),
+            "clones share the hand"
+        );
+        assert!(!Clock::system().turn(Duration::from_secs(1)));
+        let running = Clock::turnable();
+        let before = running.now();
+        running.turn(Duration::from_secs(3600));
+        assert!(running.now().as_millis() >= before.as_millis() + 3_600_000);
+    }
+}
