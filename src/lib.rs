@@ -1,10 +1,16 @@
 //! QR Bridge: sign in on a desktop by approving with the passkey on your phone.
 
+// A request must never take the server down: outside tests, a failure is an error to answer,
+// never an `unwrap`.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod browser;
 pub mod session;
 pub mod ui;
 pub mod wire;
 
+#[cfg(feature = "ssr")]
+pub mod account;
 #[cfg(feature = "ssr")]
 pub mod api;
 #[cfg(feature = "ssr")]
@@ -14,13 +20,15 @@ pub mod bridge;
 #[cfg(feature = "ssr")]
 pub mod cli;
 #[cfg(feature = "ssr")]
+pub mod clock;
+#[cfg(feature = "ssr")]
 pub mod headers;
 #[cfg(feature = "ssr")]
 pub mod limits;
 #[cfg(feature = "ssr")]
-pub mod pages;
-#[cfg(feature = "ssr")]
 pub mod passkey;
+#[cfg(feature = "ssr")]
+pub mod problem;
 #[cfg(feature = "ssr")]
 pub mod secret;
 #[cfg(feature = "ssr")]
@@ -28,7 +36,13 @@ pub mod server;
 #[cfg(feature = "ssr")]
 pub mod settings;
 #[cfg(feature = "ssr")]
+pub mod state;
+#[cfg(feature = "ssr")]
 pub mod store;
+/// What the unit tests, the API tests and the benchmark share: not part of the service.
+#[cfg(feature = "ssr")]
+#[doc(hidden)]
+pub mod testing;
 #[cfg(feature = "ssr")]
 pub mod token;
 

@@ -11,9 +11,10 @@ use serde::de::DeserializeOwned;
 
 use super::ApiError;
 use crate::apps::{App, AuthError};
+use crate::limits::Operation;
 use crate::secret;
-use crate::server::AppState;
-use crate::session::{SessionId, StartedBy};
+use crate::session::{Requester, SessionId, StartedBy};
+use crate::state::AppState;
 
 /// The `:id` of the path, already a valid [`SessionId`].
 pub struct Id(pub SessionId);
@@ -206,5 +207,60 @@ impl FromRequestParts<AppState> for ClientIp {
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
         Ok(ClientIp(state.proxies.client(peer, &parts.headers)))
+    }
+}
+
+/// An app's desktop starting a session: who calls (see [`Caller`]), who is asking as the phone
+/// will show it, and admitted by the start limits (see `limits::Operation`).
+pub struct Starter(pub Arc<App>, pub StartedBy, pub Requester);
+
+impl FromRequestParts<AppState> for Starter {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Caller(app, by) = Caller::from_request_parts(parts, state).await?;
+        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
+        let operation = Operation::Start {
+            app_id: &app.id,
+            by,
+        };
+        state.limiter.admit(operation, ip).await?;
+        let user_agent = header(&parts.headers, axum::http::header::USER_AGENT);
+        let requester = Requester::new(user_agent, Some(ip.to_string()));
+        Ok(Starter(app, by, requester))
+    }
+}
+
+/// The desktop asking after its session: the client and the polling token it sent, admitted
+/// by the status limits.
+pub struct Desktop(pub std::net::IpAddr, pub Option<String>);
+
+impl FromRequestParts<AppState> for Desktop {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
+        let Ok(PollingToken(token)) = PollingToken::from_request_parts(parts, state).await;
+        let operation = Operation::Status {
+            polling_token: token.as_deref(),
+        };
+        state.limiter.admit(operation, ip).await?;
+        Ok(Desktop(ip, token))
+    }
+}
+
+/// A phone acting on a session through the API: the app it speaks for and its claim (see
+/// [`PhoneClaim`]), admitted by the phone limits.
+pub struct Phone(pub Arc<App>, pub String);
+
+impl FromRequestParts<AppState> for Phone {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Caller(app, _) = Caller::from_request_parts(parts, state).await?;
+        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
+        state.limiter.admit(Operation::Phone, ip).await?;
+        let Ok(PhoneClaim(claim)) = PhoneClaim::from_request_parts(parts, state).await;
+        Ok(Phone(app, claim))
     }
 }

@@ -2,9 +2,8 @@
 
 mod error;
 mod extract;
-pub(crate) mod stream;
+pub mod stream;
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -15,24 +14,23 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
+use serde::de::DeserializeOwned;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 pub use error::ApiError;
 pub use extract::ClientIp;
-use extract::{Backend, Bearer, Caller, Id, JsonBody, PhoneClaim, PollingToken, TokenParam};
+use extract::{Backend, Bearer, Desktop, Id, JsonBody, Phone, Starter, TokenParam};
 
-use crate::apps::{App, Apps};
+use crate::apps::Apps;
 use crate::bridge::{
-    BridgeError, Introspected, Observed, Opened, Start, Started as StartedSession, iso8601,
+    Answer, BridgeError, Introspected, Observed, Open, Reveal, Start, iso8601, wire_status,
 };
-use crate::limits::Bucket;
-use crate::server::AppState;
 use crate::session::{
-    ApprovalContext, Kind, Requester, SessionId, State as SessionState, parse_external_user_id,
+    ApprovalContext, Kind, Requester, SessionId, StartedBy, parse_external_user_id,
 };
-use crate::store::StoreError;
+use crate::state::AppState;
 use crate::token::TokenError;
 use crate::wire::{
     Context, ContextType, Envelope, InitRegistrationRequest, InitRequest, Introspection, PhoneView,
@@ -44,18 +42,31 @@ pub const BODY_LIMIT: usize = 16 * 1024;
 
 pub fn routes(apps: &Apps) -> Router<AppState> {
     let v1 = Router::new()
-        .route("/v1/auth/cross-device/init", post(init))
+        .route("/v1/auth/cross-device/init", post(start::<InitRequest>))
         .route(
             "/v1/auth/cross-device/init-registration",
-            post(init_registration),
+            post(start::<InitRegistrationRequest>),
         )
         .route("/v1/auth/cross-device/status/{id}", get(status))
-        .route("/v1/auth/cross-device/context/{id}", get(context))
-        .route("/v1/auth/cross-device/signup/{id}", post(signup))
-        .route("/v1/auth/cross-device/verify", post(verify))
+        .route(
+            "/v1/auth/cross-device/context/{id}",
+            get(|State(s): State<AppState>, Id(id): Id, phone: Phone| {
+                open(s, id, phone, Open::AsStarted)
+            }),
+        )
+        .route(
+            "/v1/auth/cross-device/signup/{id}",
+            post(|State(s): State<AppState>, Id(id): Id, phone: Phone| {
+                open(s, id, phone, Open::Signup)
+            }),
+        )
+        .route(
+            "/v1/auth/cross-device/verify",
+            post(verify::<PublicKeyCredential>),
+        )
         .route(
             "/v1/auth/cross-device/verify-registration",
-            post(verify_registration),
+            post(verify::<RegisterPublicKeyCredential>),
         )
         .route("/v1/auth/cross-device/cancel/{id}", post(cancel))
         .route("/v1/auth/cross-device/deny/{id}", post(deny))
@@ -111,7 +122,59 @@ fn ok<T>(data: T) -> Json<Envelope<T>> {
     Json(Envelope { ok: true, data })
 }
 
-fn started(s: StartedSession) -> (StatusCode, Json<Envelope<Started>>) {
+/// What a start's body asks for, checked at the edge.
+trait StartBody: DeserializeOwned + Send {
+    fn start(self, started_by: StartedBy, requester: Requester) -> Result<Start, ApiError>;
+}
+
+impl StartBody for InitRequest {
+    fn start(self, started_by: StartedBy, requester: Requester) -> Result<Start, ApiError> {
+        let approval_context = self
+            .approval_context
+            .as_deref()
+            .map(ApprovalContext::parse)
+            .transpose()?
+            .flatten();
+        Ok(Start {
+            kind: Kind::Auth,
+            approval_context,
+            external_user_id: None,
+            started_by,
+            requester,
+        })
+    }
+}
+
+/// A browser's registration may only make a new account; the backend's (secret key) may add a
+/// passkey to the user it names. `Bridge::start` holds that line.
+impl StartBody for InitRegistrationRequest {
+    fn start(self, started_by: StartedBy, requester: Requester) -> Result<Start, ApiError> {
+        let external_user_id = self
+            .external_user_id
+            .as_deref()
+            .map(parse_external_user_id)
+            .transpose()?
+            .flatten();
+        Ok(Start {
+            kind: Kind::Registration,
+            approval_context: None,
+            external_user_id,
+            started_by,
+            requester,
+        })
+    }
+}
+
+/// `init` and `init-registration`.
+async fn start<B: StartBody>(
+    State(state): State<AppState>,
+    Starter(app, started_by, requester): Starter,
+    JsonBody(body): JsonBody<B>,
+) -> Result<(StatusCode, Json<Envelope<Started>>), ApiError> {
+    let s = state
+        .bridge
+        .start(&app, body.start(started_by, requester)?)
+        .await?;
     let data = Started {
         session_id: s.session.id.to_string(),
         qr_url: s.qr_url,
@@ -119,145 +182,45 @@ fn started(s: StartedSession) -> (StatusCode, Json<Envelope<Started>>) {
         polling_token: s.polling_token,
         external_user_id: s.session.external_user_id,
     };
-    (StatusCode::CREATED, ok(data))
+    Ok((StatusCode::CREATED, ok(data)))
 }
 
-async fn init(
-    State(state): State<AppState>,
-    Caller(app, started_by): Caller,
-    ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    JsonBody(body): JsonBody<InitRequest>,
-) -> Result<(StatusCode, Json<Envelope<Started>>), ApiError> {
-    let approval_context = body
-        .approval_context
-        .as_deref()
-        .map(ApprovalContext::parse)
-        .transpose()?
-        .flatten();
-    state
-        .limiter
-        .check(&[Bucket::for_start(&app.id, started_by, ip)])
-        .await?;
-    let start = Start {
-        kind: Kind::Auth,
-        approval_context,
-        external_user_id: None,
-        started_by,
-        requester: requester(&headers, ip),
-    };
-    Ok(started(state.bridge.start(&app, start).await?))
-}
-
-/// A browser's registration may only make a new account; the backend's (secret key) may add a
-/// passkey to the user it names. `Bridge::start` holds that line.
-async fn init_registration(
-    State(state): State<AppState>,
-    Caller(app, started_by): Caller,
-    ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    JsonBody(body): JsonBody<InitRegistrationRequest>,
-) -> Result<(StatusCode, Json<Envelope<Started>>), ApiError> {
-    let external_user_id = body
-        .external_user_id
-        .as_deref()
-        .map(parse_external_user_id)
-        .transpose()?
-        .flatten();
-    state
-        .limiter
-        .check(&[Bucket::for_start(&app.id, started_by, ip)])
-        .await?;
-    let start = Start {
-        kind: Kind::Registration,
-        approval_context: None,
-        external_user_id,
-        started_by,
-        requester: requester(&headers, ip),
-    };
-    Ok(started(state.bridge.start(&app, start).await?))
-}
-
-/// Who is asking, for the phone to see: the browser's user agent and the client's address.
-fn requester(headers: &HeaderMap, ip: IpAddr) -> Requester {
-    let user_agent = headers
-        .get(axum::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
-    Requester::new(user_agent, Some(ip.to_string()))
-}
-
-/// The SDK knows `pending`, `authenticated` and `completed`; the other endings are its errors.
-fn status_body(observed: Observed) -> Result<Status, ApiError> {
-    let report = |status, scanned| Status {
-        status,
-        scanned,
-        session_token: None,
-        user_id: None,
-    };
-    Ok(match observed.state {
-        SessionState::Pending => report(WireStatus::Pending, false),
-        SessionState::Scanned => report(WireStatus::Pending, true),
-        SessionState::Authenticated => report(WireStatus::Authenticated, false),
-        SessionState::Completed => {
-            let done = observed.completion.ok_or_else(|| {
-                BridgeError::Store(StoreError::Corrupt(
-                    "a completed session without its token".into(),
-                ))
-            })?;
-            Status {
-                status: WireStatus::Completed,
-                scanned: false,
-                session_token: Some(done.session_token.expose().to_owned()),
-                user_id: Some(done.user_id.to_string()),
-            }
-        }
-        SessionState::Denied => return Err(BridgeError::Denied.into()),
-        SessionState::Cancelled => return Err(BridgeError::Cancelled.into()),
-        SessionState::Expired => return Err(BridgeError::Expired.into()),
-    })
-}
-
-fn status_buckets(token: Option<&str>, ip: IpAddr) -> Vec<Bucket<'_>> {
-    let mut buckets = vec![Bucket::StatusClient(ip)];
-    buckets.extend(token.map(Bucket::StatusToken));
-    buckets
+/// A poll answers `pending` or `completed`; the SDK reads the other endings as errors.
+fn poll_body(observed: Observed) -> Result<Status, ApiError> {
+    let status = observed.status(Reveal::Token)?;
+    Err(match status.status {
+        WireStatus::Pending | WireStatus::Completed => return Ok(status),
+        WireStatus::Denied => BridgeError::Denied,
+        WireStatus::Cancelled => BridgeError::Cancelled,
+        WireStatus::Expired => BridgeError::Expired,
+    }
+    .into())
 }
 
 /// One JSON status, or the event stream when the client asks for one (see `stream::wanted`).
 async fn status(
     State(state): State<AppState>,
     Id(id): Id,
-    PollingToken(token): PollingToken,
-    ClientIp(ip): ClientIp,
+    Desktop(ip, token): Desktop,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    state
-        .limiter
-        .check(&status_buckets(token.as_deref(), ip))
-        .await?;
     if stream::wanted(&headers) {
-        // The polling token first: a stranger who knows the id takes no place and no subscription.
-        state.bridge.observe(&id, token.as_deref()).await?;
-        let slots = state
-            .streams
-            .take_for(state.limiter.limits(), ip, &id, None)?;
-        return stream::respond(
-            state.bridge.clone(),
-            id,
-            token,
-            &headers,
-            state.shutdown.clone(),
-            true,
-            slots,
-        )
-        .await;
+        return stream::open(&state, id, token, ip, None, &headers, Reveal::Token).await;
     }
     let observed = state.bridge.observe(&id, token.as_deref()).await?;
-    Ok(ok(status_body(observed)?).into_response())
+    Ok(ok(poll_body(observed)?).into_response())
 }
 
-fn context_body(app: &App, opened: Opened) -> Json<Envelope<Context>> {
-    ok(Context {
+/// `context` (as the session was started) and `signup` (a phone with no passkey creates one,
+/// for apps with `open_signup`).
+async fn open(
+    state: AppState,
+    id: SessionId,
+    Phone(app, phone): Phone,
+    how: Open,
+) -> Result<Json<Envelope<Context>>, ApiError> {
+    let opened = state.bridge.open(&app, &id, &phone, how).await?;
+    Ok(ok(Context {
         kind: match opened.kind {
             Kind::Auth => ContextType::Auth,
             Kind::Registration => ContextType::Registration,
@@ -265,80 +228,26 @@ fn context_body(app: &App, opened: Opened) -> Json<Envelope<Context>> {
         application_name: app.name.clone(),
         approval_context: opened.session.approval_context.map(String::from),
         options: opened.options,
-    })
+    }))
 }
 
-async fn context(
+/// `verify` (a signed challenge) and `verify-registration` (a new passkey).
+async fn verify<C: DeserializeOwned + Send + Into<Answer>>(
     State(state): State<AppState>,
-    Id(id): Id,
-    Caller(app, _): Caller,
-    ClientIp(ip): ClientIp,
-    PhoneClaim(phone): PhoneClaim,
-) -> Result<Json<Envelope<Context>>, ApiError> {
-    state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
-    Ok(context_body(
-        &app,
-        state.bridge.open(&app, &id, &phone).await?,
-    ))
-}
-
-/// A phone with no passkey creates one instead (apps with `open_signup`).
-async fn signup(
-    State(state): State<AppState>,
-    Id(id): Id,
-    Caller(app, _): Caller,
-    ClientIp(ip): ClientIp,
-    PhoneClaim(phone): PhoneClaim,
-) -> Result<Json<Envelope<Context>>, ApiError> {
-    state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
-    Ok(context_body(
-        &app,
-        state.bridge.open_signup(&app, &id, &phone).await?,
-    ))
-}
-
-async fn verify(
-    State(state): State<AppState>,
-    Caller(app, _): Caller,
-    ClientIp(ip): ClientIp,
-    PhoneClaim(phone): PhoneClaim,
-    JsonBody(body): JsonBody<VerifyRequest<PublicKeyCredential>>,
+    Phone(app, phone): Phone,
+    JsonBody(body): JsonBody<VerifyRequest<C>>,
 ) -> Result<StatusCode, ApiError> {
     let id = SessionId::parse(&body.session_id)?;
-    state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
-    state
-        .bridge
-        .verify(&app, &id, &body.credential, &phone)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn verify_registration(
-    State(state): State<AppState>,
-    Caller(app, _): Caller,
-    ClientIp(ip): ClientIp,
-    PhoneClaim(phone): PhoneClaim,
-    JsonBody(body): JsonBody<VerifyRequest<RegisterPublicKeyCredential>>,
-) -> Result<StatusCode, ApiError> {
-    let id = SessionId::parse(&body.session_id)?;
-    state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
-    state
-        .bridge
-        .verify_registration(&app, &id, &body.credential, &phone)
-        .await?;
+    let answer = body.credential.into();
+    state.bridge.answer(&app, &id, &answer, &phone).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn cancel(
     State(state): State<AppState>,
     Id(id): Id,
-    PollingToken(token): PollingToken,
-    ClientIp(ip): ClientIp,
+    Desktop(_, token): Desktop,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .limiter
-        .check(&status_buckets(token.as_deref(), ip))
-        .await?;
     state.bridge.cancel(&id, token.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -349,32 +258,20 @@ async fn cancel(
 async fn outcome(
     State(state): State<AppState>,
     Id(id): Id,
-    Caller(app, _): Caller,
-    ClientIp(ip): ClientIp,
-    PhoneClaim(phone): PhoneClaim,
+    Phone(app, phone): Phone,
 ) -> Result<Json<Envelope<PhoneView>>, ApiError> {
-    state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
-    let status = match state.bridge.phone_outcome(&app, &id, &phone).await? {
-        SessionState::Pending | SessionState::Scanned | SessionState::Authenticated => {
-            WireStatus::Pending
-        }
-        SessionState::Completed => WireStatus::Completed,
-        SessionState::Denied => WireStatus::Denied,
-        SessionState::Cancelled => WireStatus::Cancelled,
-        SessionState::Expired => WireStatus::Expired,
-    };
-    Ok(ok(PhoneView { status }))
+    let state = state.bridge.phone_outcome(&app, &id, &phone).await?;
+    Ok(ok(PhoneView {
+        status: wire_status(state),
+    }))
 }
 
 /// Only the phone that opened the request may decline it.
 async fn deny(
     State(state): State<AppState>,
     Id(id): Id,
-    Caller(app, _): Caller,
-    ClientIp(ip): ClientIp,
-    PhoneClaim(phone): PhoneClaim,
+    Phone(app, phone): Phone,
 ) -> Result<StatusCode, ApiError> {
-    state.limiter.check(&[Bucket::PhoneClient(ip)]).await?;
     state.bridge.deny(&app, &id, &phone).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,9 +5,9 @@
 //! before it reads, re-reads on every notice (any instance's write, or a resync after a lost
 //! connection), and ends on a final state, at expiry, or when the server shuts down.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, HeaderMap, HeaderValue};
@@ -18,13 +18,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::ApiError;
-use crate::bridge::{Bridge, Observed};
+use crate::bridge::{Bridge, BridgeError, Observed, Reveal};
+use crate::limits::StreamSlot;
 use crate::session::{SessionId, State};
-use crate::store::Subscription;
-use crate::wire::{Status, WireStatus};
-
-/// Proxies close connections that stay silent; a comment this often keeps them open.
-const HEARTBEAT: Duration = Duration::from_secs(15);
+use crate::state::AppState;
+use crate::store::{StoreError, Subscription};
 
 /// Whether the status request asks for a stream: an `EventSource` says so in `Accept`; the SDK's
 /// fetch-based reader sends its polling token and nothing else, while its polls also carry
@@ -71,105 +69,16 @@ impl Seen {
     }
 }
 
-/// The event for one observation: the SDK's statuses, plus our own final ones. Without
-/// `reveal_token` a completion names the user but carries no token (the desktop page's stream).
-fn event(o: &Observed, reveal_token: bool) -> Event {
-    let mut status = Status {
-        status: WireStatus::Pending,
-        scanned: false,
-        session_token: None,
-        user_id: None,
-    };
-    match o.state {
-        State::Pending => {}
-        State::Scanned => status.scanned = true,
-        State::Authenticated => status.status = WireStatus::Authenticated,
-        State::Completed => {
-            status.status = WireStatus::Completed;
-            if let Some(done) = &o.completion {
-                status.session_token = reveal_token.then(|| done.session_token.expose().to_owned());
-                status.user_id = Some(done.user_id.to_string());
-            }
-        }
-        State::Denied => status.status = WireStatus::Denied,
-        State::Cancelled => status.status = WireStatus::Cancelled,
-        State::Expired => status.status = WireStatus::Expired,
-    }
+/// The event for one observation (see [`Observed::status`]), with the session's revision as its id.
+fn event(o: &Observed, reveal: Reveal) -> Result<Event, BridgeError> {
+    let status = o.status(reveal)?;
     let id = if o.state == State::Expired {
         format!("{}.expired", o.rev)
     } else {
         o.rev.to_string()
     };
-    let data = serde_json::to_string(&status).unwrap_or_default();
-    Event::default().id(id).data(data)
-}
-
-/// Open streams per key (a session, a browser session), on this instance: each stream holds a
-/// connection and a subscription, so nobody may hold many of them for one thing.
-#[derive(Default)]
-pub struct OpenStreams {
-    open: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-/// One open stream's place; given back when the stream ends, however it ends.
-pub struct StreamSlot {
-    open: Arc<Mutex<HashMap<String, usize>>>,
-    key: String,
-}
-
-impl OpenStreams {
-    /// A place for one more stream under `key`, unless `cap` are open already.
-    pub fn take(&self, key: String, cap: usize) -> Result<StreamSlot, ApiError> {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let count = open.entry(key.clone()).or_default();
-        if *count >= cap {
-            // A stream lasts minutes: come back after a heartbeat or so.
-            return Err(ApiError::RateLimited(HEARTBEAT));
-        }
-        *count += 1;
-        Ok(StreamSlot {
-            open: self.open.clone(),
-            key,
-        })
-    }
-
-    /// The places one stream takes: its client's, its session's and (the desktop page's) its
-    /// browser session's; refused if any is full, and then none is kept.
-    pub fn take_for(
-        &self,
-        limits: &crate::limits::Limits,
-        client: std::net::IpAddr,
-        session: &SessionId,
-        browser: Option<&str>,
-    ) -> Result<Vec<StreamSlot>, ApiError> {
-        let network = crate::limits::network(client, limits.ipv6_prefix);
-        let mut slots = vec![
-            self.take(format!("client {network}"), limits.streams_per_client)?,
-            self.take(format!("session {session}"), limits.streams_per_session)?,
-        ];
-        if let Some(browser) = browser {
-            slots.push(self.take(format!("browser {browser}"), limits.streams_per_browser)?);
-        }
-        Ok(slots)
-    }
-
-    /// Streams open under `key` now.
-    pub fn count(&self, key: &str) -> usize {
-        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        open.get(key).copied().unwrap_or(0)
-    }
-}
-
-impl Drop for StreamSlot {
-    fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = open.get_mut(&self.key) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.key);
-            }
-        }
-    }
+    let data = serde_json::to_string(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Event::default().id(id).data(data))
 }
 
 struct Watcher {
@@ -183,7 +92,7 @@ struct Watcher {
     latest: Option<Observed>,
     expires: Instant,
     shutdown: CancellationToken,
-    reveal_token: bool,
+    reveal: Reveal,
     done: bool,
 }
 
@@ -200,7 +109,14 @@ impl Watcher {
                 self.done = o.state.is_final();
                 if Seen::is_news(self.seen, &o) {
                     self.seen = Some(Seen::of(&o));
-                    return Some(event(&o, self.reveal_token));
+                    return match event(&o, self.reveal) {
+                        Ok(event) => Some(event),
+                        Err(e) => {
+                            // The poll answers the same error; the client falls back to it.
+                            tracing::error!(error = %e, "status stream ends on a corrupt session");
+                            None
+                        }
+                    };
                 }
                 continue;
             }
@@ -221,40 +137,51 @@ impl Watcher {
     }
 }
 
-/// `slots` are the places this stream takes (see [`OpenStreams`]), held until it ends.
-pub async fn respond(
-    bridge: Arc<Bridge>,
+/// The stream of a session for whoever holds its polling token: the API's desktop (`browser`
+/// `None`) or the desktop page of a browser session. The token is checked first, so a stranger
+/// who knows the id takes no place and no subscription; then the stream takes its places (per
+/// client, per session, per browser session), held until it ends however it ends.
+pub async fn open(
+    state: &AppState,
     id: SessionId,
     token: Option<String>,
+    client: IpAddr,
+    browser: Option<&str>,
     headers: &HeaderMap,
-    shutdown: CancellationToken,
-    reveal_token: bool,
-    slots: Vec<StreamSlot>,
+    reveal: Reveal,
 ) -> Result<Response, ApiError> {
-    let (subscription, first) = bridge.watch(&id, token.as_deref()).await?;
+    state.bridge.observe(&id, token.as_deref()).await?;
+    let slots = state
+        .streams
+        .take_for(state.limiter.limits(), client, &id, browser)?;
+    let (subscription, first) = state.bridge.watch(&id, token.as_deref()).await?;
     let watcher = Watcher {
         _slots: slots,
-        bridge,
+        bridge: state.bridge.clone(),
         id,
         token,
         subscription,
         seen: Seen::parse(headers),
         latest: Some(first),
         expires: Instant::now(),
-        shutdown,
-        reveal_token,
+        shutdown: state.shutdown.clone(),
+        reveal,
         done: false,
     };
     let events = futures::stream::unfold(watcher, |mut w| async move {
         let event = w.next().await?;
         Some((Ok::<_, Infallible>(event), w))
     });
-    Ok(sse(events))
+    Ok(sse(events, state.stream_heartbeat))
 }
 
-fn sse(events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -> Response {
+/// Proxies close connections that stay silent: a comment every `heartbeat` keeps them open.
+fn sse(
+    events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
+    heartbeat: Duration,
+) -> Response {
     let mut response = Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(HEARTBEAT))
+        .keep_alive(KeepAlive::new().interval(heartbeat))
         .into_response();
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -301,21 +228,6 @@ mod tests {
             "the SDK's poll"
         );
         assert!(!wanted(&headers(&[])));
-    }
-
-    #[test]
-    fn open_streams_are_capped_per_key_and_given_back() {
-        let open = OpenStreams::default();
-        let first = open.take("s:a".into(), 2).unwrap();
-        let _second = open.take("s:a".into(), 2).unwrap();
-        assert!(open.take("s:a".into(), 2).is_err(), "a third is refused");
-        assert!(open.take("s:b".into(), 2).is_ok(), "per key");
-        drop(first);
-        assert_eq!(open.count("s:a"), 1);
-        assert!(
-            open.take("s:a".into(), 2).is_ok(),
-            "a place given back is free again"
-        );
     }
 
     #[test]

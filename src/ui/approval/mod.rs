@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::Notice;
 use crate::browser::{self, CeremonyError};
 
+#[cfg(feature = "ssr")]
+pub(crate) mod server;
+
 /// Who asked to sign in, as captured when the code was made.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Asking {
@@ -57,13 +60,18 @@ pub enum PhoneOutcome {
 /// Opens the request on this phone: claims it for this browser and hands out a fresh challenge.
 #[server]
 pub async fn approval_open(session_id: String) -> Result<Approval, ServerFnError> {
-    crate::pages::approval_open(&session_id, false).await
+    server::open(&session_id, crate::bridge::Open::AsStarted).await
 }
 
 /// A fresh challenge after a failed attempt, or (`create`) options to create a passkey instead.
 #[server]
 pub async fn approval_options(session_id: String, create: bool) -> Result<Approval, ServerFnError> {
-    crate::pages::approval_open(&session_id, create).await
+    let how = if create {
+        crate::bridge::Open::Signup
+    } else {
+        crate::bridge::Open::AsStarted
+    };
+    server::open(&session_id, how).await
 }
 
 #[server]
@@ -71,7 +79,7 @@ pub async fn phone_approve(
     session_id: String,
     credential: String,
 ) -> Result<PhoneOutcome, ServerFnError> {
-    crate::pages::phone_answer(&session_id, &credential, false).await
+    server::answer(&session_id, &credential, false).await
 }
 
 #[server]
@@ -79,12 +87,12 @@ pub async fn phone_register(
     session_id: String,
     credential: String,
 ) -> Result<PhoneOutcome, ServerFnError> {
-    crate::pages::phone_answer(&session_id, &credential, true).await
+    server::answer(&session_id, &credential, true).await
 }
 
 #[server]
 pub async fn phone_decline(session_id: String) -> Result<PhoneOutcome, ServerFnError> {
-    crate::pages::phone_decline(&session_id).await
+    server::decline(&session_id).await
 }
 
 #[component]

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::Notice;
 use crate::browser;
 
+#[cfg(feature = "ssr")]
+pub(crate) mod server;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppLabel {
     pub id: String,
@@ -62,28 +65,28 @@ impl Desk {
 /// The page as it stands: a live code, resumed after a reload, or a new one.
 #[server]
 pub async fn desk_open(app_id: Option<String>) -> Result<Desk, ServerFnError> {
-    crate::pages::desk_open(app_id).await
+    server::open(app_id).await
 }
 
 /// The page after something happened: signed in, or ended; never a new code by itself.
 #[server]
 pub async fn desk_refresh(app_id: String) -> Result<Desk, ServerFnError> {
-    crate::pages::desk_refresh(&app_id).await
+    server::refresh(&app_id).await
 }
 
 #[server]
 pub async fn desk_new_code(app_id: String) -> Result<Desk, ServerFnError> {
-    crate::pages::desk_new_code(&app_id).await
+    server::new_code(&app_id).await
 }
 
 #[server]
 pub async fn desk_cancel(app_id: String) -> Result<Desk, ServerFnError> {
-    crate::pages::desk_cancel(&app_id).await
+    server::cancel(&app_id).await
 }
 
 #[server]
 pub async fn desk_sign_out(app_id: String) -> Result<Desk, ServerFnError> {
-    crate::pages::desk_sign_out(&app_id).await
+    server::sign_out(&app_id).await
 }
 
 #[component]

@@ -1,0 +1,136 @@
+//! What every page's server side shares: the browser's session, who the client is, one way to say a failure, and the guard in front of the server functions.
+
+use std::net::IpAddr;
+
+use axum::extract::State as Extract;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use leptos::prelude::ServerFnError;
+use tower_sessions::Session as WebSession;
+
+use crate::bridge::BridgeError;
+use crate::problem::Problem;
+use crate::state::AppState;
+
+/// A failure the page can only report: the browser session or the request could not be read.
+pub fn internal(e: impl std::fmt::Display) -> ServerFnError {
+    tracing::error!(error = %e, "page request failed");
+    ServerFnError::new("Something went wrong on our side; try again.")
+}
+
+/// A refusal of the service, worded for people from the one table (see `problem`).
+pub fn refused(e: &BridgeError) -> ServerFnError {
+    let problem = Problem::of(e);
+    if problem.is_ours() {
+        tracing::error!(error = %e, "page request failed");
+    }
+    ServerFnError::new(format!("{}. {}", problem.title, problem.advice))
+}
+
+pub async fn web_session() -> Result<WebSession, ServerFnError> {
+    leptos_axum::extract::<WebSession>().await.map_err(internal)
+}
+
+/// The client's address (behind trusted proxies) and the request headers.
+pub async fn client(state: &AppState) -> Result<(IpAddr, HeaderMap), ServerFnError> {
+    let headers: HeaderMap = leptos_axum::extract().await.map_err(internal)?;
+    let peer = leptos_axum::extract::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .await
+        .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
+    Ok((state.proxies.client(peer, &headers), headers))
+}
+
+/// The largest server-function body: a passkey's answer is a few kilobytes.
+const SERVER_FN_BODY_LIMIT: usize = 64 * 1024;
+
+/// Server functions (`/api/…`) act with the browser's cookie, so only the bridge's own pages may
+/// call them: a request a browser marks as coming from another origin is refused (a form on a
+/// sibling subdomain carries a Lax cookie). Bodies are read here, bounded, so an oversized one is
+/// a 413 rather than a failure inside the function.
+pub async fn guard_server_fns(
+    Extract(state): Extract<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !request.uri().path().starts_with("/api/") {
+        return next.run(request).await;
+    }
+    let own = from_own_page(request.headers(), &state.public_origin);
+    if !own {
+        return (
+            StatusCode::FORBIDDEN,
+            "this action is only accepted from the bridge's own pages",
+        )
+            .into_response();
+    }
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, SERVER_FN_BODY_LIMIT).await {
+        Ok(bytes) => {
+            next.run(axum::extract::Request::from_parts(parts, bytes.into()))
+                .await
+        }
+        Err(_) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is larger than 64 KiB",
+        )
+            .into_response(),
+    }
+}
+
+/// Whether a browser says the request comes from the bridge's own pages. `Sec-Fetch-Site` is the
+/// browser's own verdict, whatever name the page was opened under (localhost, 127.0.0.1, an
+/// alias behind a proxy); without it (older browsers) `Origin` must be the public origin; a
+/// client that sends neither is no browser and carries nobody's cookie to abuse.
+fn from_own_page(headers: &HeaderMap, public_origin: &str) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match (header("sec-fetch-site"), header("origin")) {
+        (Some(site), _) => matches!(site, "same-origin" | "none"),
+        (None, Some(origin)) => origin == public_origin,
+        (None, None) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn only_the_bridges_own_pages_call_its_server_functions() {
+        let own = "https://bridge.example";
+        assert!(from_own_page(
+            &headers(&[("sec-fetch-site", "same-origin")]),
+            own
+        ));
+        assert!(
+            !from_own_page(&headers(&[("sec-fetch-site", "same-site")]), own),
+            "a sibling subdomain"
+        );
+        assert!(
+            !from_own_page(
+                &headers(&[("sec-fetch-site", "cross-site"), ("origin", own)]),
+                own
+            ),
+            "the browser's verdict wins over a header it copied"
+        );
+        assert!(
+            from_own_page(&headers(&[("origin", own)]), own),
+            "an older browser on our origin"
+        );
+        assert!(!from_own_page(
+            &headers(&[("origin", "https://evil.example")]),
+            own
+        ));
+        assert!(
+            from_own_page(&headers(&[]), own),
+            "no browser, no cookie to abuse"
+        );
+    }
+}
