@@ -1,15 +1,19 @@
 //! The behaviour every store promises, run against each backend (Redis at `REDIS_URL`).
+//!
+//! Longer than 400 lines: a test suite, one function per promise, and each runs on both backends.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::passkey::{Ceremony, Passkeys, User};
+use crate::account::{Ceremony, User};
+use crate::clock::Clock;
+use crate::passkey::Passkeys;
 use crate::session::{Event, Kind, NewSession, State};
 use crate::settings::Settings;
 
 fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    crate::testing::redis_url().unwrap_or_else(|| "redis://127.0.0.1:6379".into())
 }
 
 /// Deletes every key under a test's own prefix when the test ends, whatever its outcome.
@@ -33,16 +37,28 @@ impl Drop for Cleanup {
     }
 }
 
-async fn memory() -> (Arc<dyn Store>, Option<Cleanup>) {
-    (Arc::new(MemoryStore::default()), None)
+/// The embedded store on a clock the test turns.
+async fn memory() -> (Arc<dyn Store>, Clock) {
+    let clock = Clock::turnable();
+    (Arc::new(MemoryStore::in_memory(clock.clone())), clock)
 }
 
-async fn redis() -> (Arc<dyn Store>, Option<Cleanup>) {
+/// Lets `by` pass for the store: turns the embedded store's clock; Redis's own clock must be
+/// waited for.
+async fn pass(clock: &Clock, by: Duration) {
+    if !clock.turn(by) {
+        tokio::time::sleep(by).await;
+    }
+}
+
+/// A store under a prefix of its own, or `None` when no Redis answers (the test skips).
+async fn redis() -> Option<(Arc<dyn Store>, Option<Cleanup>)> {
+    let url = crate::testing::redis_url()?;
     let prefix = format!("qrbtest-{}", uuid::Uuid::new_v4().simple());
-    let store = RedisStore::connect(&redis_url(), &prefix)
+    let store = RedisStore::connect(&url, &prefix)
         .await
         .expect("Redis at REDIS_URL (default 127.0.0.1:6379)");
-    (Arc::new(store), Some(Cleanup(prefix)))
+    Some((Arc::new(store), Some(Cleanup(prefix))))
 }
 
 fn new_session(now: Timestamp, ttl: Duration) -> Session {
@@ -69,7 +85,7 @@ async fn inserted(store: &dyn Store, ttl: Duration) -> Session {
     s
 }
 
-async fn reads_back_what_it_stored(store: Arc<dyn Store>) {
+async fn reads_back_what_it_stored(store: Arc<dyn Store>, _clock: Clock) {
     let s = inserted(&*store, Duration::from_secs(60)).await;
     let got = store.load(&s.id).await.unwrap().expect("stored session");
     assert_eq!(got.session, s);
@@ -77,19 +93,19 @@ async fn reads_back_what_it_stored(store: Arc<dyn Store>) {
     assert!(got.now >= s.created_at && got.now < s.expires_at);
 }
 
-async fn unknown_ids_are_absent(store: Arc<dyn Store>) {
+async fn unknown_ids_are_absent(store: Arc<dyn Store>, _clock: Clock) {
     let id = SessionId::from_uuid(uuid::Uuid::new_v4());
     assert!(store.load(&id).await.unwrap().is_none());
     let s = new_session(store.now().await.unwrap(), Duration::from_secs(60));
     assert_eq!(store.replace(&id, 1, &s).await.unwrap(), Replaced::Gone);
 }
 
-async fn refuses_a_second_insert_of_one_id(store: Arc<dyn Store>) {
+async fn refuses_a_second_insert_of_one_id(store: Arc<dyn Store>, _clock: Clock) {
     let s = inserted(&*store, Duration::from_secs(60)).await;
     assert!(matches!(store.insert(&s).await, Err(StoreError::Duplicate)));
 }
 
-async fn replace_is_a_compare_and_set(store: Arc<dyn Store>) {
+async fn replace_is_a_compare_and_set(store: Arc<dyn Store>, _clock: Clock) {
     let s = inserted(&*store, Duration::from_secs(60)).await;
     let mut next = s.clone();
     next.apply(Event::Scan, store.now().await.unwrap()).unwrap();
@@ -107,7 +123,7 @@ async fn replace_is_a_compare_and_set(store: Arc<dyn Store>) {
     assert_eq!(store.load(&s.id).await.unwrap().unwrap().session, next);
 }
 
-async fn concurrent_writers_of_one_revision_have_one_winner(store: Arc<dyn Store>) {
+async fn concurrent_writers_of_one_revision_have_one_winner(store: Arc<dyn Store>, _clock: Clock) {
     let s = inserted(&*store, Duration::from_secs(60)).await;
     let writers = (0..16).map(|i| {
         let store = store.clone();
@@ -137,9 +153,12 @@ async fn concurrent_writers_of_one_revision_have_one_winner(store: Arc<dyn Store
     assert_eq!((stored.rev, &stored.session), (2, &winners[0].1));
 }
 
-async fn writes_after_expiry_are_refused_but_the_session_stays_readable(store: Arc<dyn Store>) {
+async fn writes_after_expiry_are_refused_but_the_session_stays_readable(
+    store: Arc<dyn Store>,
+    clock: Clock,
+) {
     let s = inserted(&*store, Duration::from_millis(80)).await;
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    pass(&clock, Duration::from_millis(150)).await;
     let got = store.load(&s.id).await.unwrap().expect("kept after expiry");
     assert_eq!(got.session.state_at(got.now), State::Expired);
     let mut cancelled = s.clone();
@@ -151,7 +170,7 @@ async fn writes_after_expiry_are_refused_but_the_session_stays_readable(store: A
     assert_eq!(store.load(&s.id).await.unwrap().unwrap().rev, 1);
 }
 
-async fn sessions_past_retention_are_gone(store: Arc<dyn Store>) {
+async fn sessions_past_retention_are_gone(store: Arc<dyn Store>, _clock: Clock) {
     let now = store.now().await.unwrap();
     let long_ago =
         Timestamp::from_millis(now.as_millis() - KEPT_AFTER_EXPIRY.as_millis() as u64 - 120_000);
@@ -160,7 +179,7 @@ async fn sessions_past_retention_are_gone(store: Arc<dyn Store>) {
     assert!(store.load(&old.id).await.unwrap().is_none());
 }
 
-async fn the_clock_is_wall_time(store: Arc<dyn Store>) {
+async fn the_clock_is_wall_time(store: Arc<dyn Store>, _clock: Clock) {
     let local = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -197,7 +216,7 @@ fn same(a: &Ceremony, b: &Ceremony) -> bool {
     serde_json::to_string(a).unwrap() == serde_json::to_string(b).unwrap()
 }
 
-async fn a_ceremony_is_taken_once(store: Arc<dyn Store>) {
+async fn a_ceremony_is_taken_once(store: Arc<dyn Store>, _clock: Clock) {
     let s = inserted(&*store, Duration::from_secs(60)).await;
     let c = ceremony();
     store.put_ceremony(&s.id, &c, s.expires_at).await.unwrap();
@@ -211,7 +230,7 @@ async fn a_ceremony_is_taken_once(store: Arc<dyn Store>) {
     );
 }
 
-async fn a_newer_ceremony_replaces_the_older(store: Arc<dyn Store>) {
+async fn a_newer_ceremony_replaces_the_older(store: Arc<dyn Store>, _clock: Clock) {
     let s = inserted(&*store, Duration::from_secs(60)).await;
     let (old, new) = (ceremony(), ceremony());
     store.put_ceremony(&s.id, &old, s.expires_at).await.unwrap();
@@ -222,7 +241,7 @@ async fn a_newer_ceremony_replaces_the_older(store: Arc<dyn Store>) {
     ));
 }
 
-async fn concurrent_takers_of_one_ceremony_have_one_winner(store: Arc<dyn Store>) {
+async fn concurrent_takers_of_one_ceremony_have_one_winner(store: Arc<dyn Store>, _clock: Clock) {
     let s = inserted(&*store, Duration::from_secs(60)).await;
     store
         .put_ceremony(&s.id, &ceremony(), s.expires_at)
@@ -236,17 +255,20 @@ async fn concurrent_takers_of_one_ceremony_have_one_winner(store: Arc<dyn Store>
     assert_eq!(got.into_iter().filter(|t| *t.as_ref().unwrap()).count(), 1);
 }
 
-async fn a_ceremony_ends_with_its_session(store: Arc<dyn Store>) {
+async fn a_ceremony_ends_with_its_session(store: Arc<dyn Store>, clock: Clock) {
     let s = inserted(&*store, Duration::from_millis(80)).await;
     store
         .put_ceremony(&s.id, &ceremony(), s.expires_at)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    pass(&clock, Duration::from_millis(150)).await;
     assert!(store.take_ceremony(&s.id).await.unwrap().is_none());
 }
 
-async fn users_are_found_by_id_and_external_id_within_their_app(store: Arc<dyn Store>) {
+async fn users_are_found_by_id_and_external_id_within_their_app(
+    store: Arc<dyn Store>,
+    _clock: Clock,
+) {
     let now = store.now().await.unwrap();
     let ada = User::new(
         uuid::Uuid::new_v4(),
@@ -290,7 +312,7 @@ async fn users_are_found_by_id_and_external_id_within_their_app(store: Arc<dyn S
     );
 }
 
-async fn an_external_id_names_one_user_per_app(store: Arc<dyn Store>) {
+async fn an_external_id_names_one_user_per_app(store: Arc<dyn Store>, _clock: Clock) {
     let now = store.now().await.unwrap();
     let first = User::new(uuid::Uuid::new_v4(), "app_a", Some("bob".into()), now);
     let second = User::new(uuid::Uuid::new_v4(), "app_a", Some("bob".into()), now);
@@ -331,7 +353,10 @@ async fn an_external_id_names_one_user_per_app(store: Arc<dyn Store>) {
     );
 }
 
-async fn concurrent_creators_of_one_external_id_have_one_winner(store: Arc<dyn Store>) {
+async fn concurrent_creators_of_one_external_id_have_one_winner(
+    store: Arc<dyn Store>,
+    _clock: Clock,
+) {
     let now = store.now().await.unwrap();
     let attempts = (0..8).map(|_| {
         let store = store.clone();
@@ -346,7 +371,7 @@ async fn concurrent_creators_of_one_external_id_have_one_winner(store: Arc<dyn S
     assert_eq!(won, 1, "{outcomes:?}");
 }
 
-async fn replace_user_is_a_compare_and_set(store: Arc<dyn Store>) {
+async fn replace_user_is_a_compare_and_set(store: Arc<dyn Store>, _clock: Clock) {
     let now = store.now().await.unwrap();
     let mut user = User::new(uuid::Uuid::new_v4(), "app_a", Some("cas".into()), now);
     assert_eq!(store.create_user(&user).await.unwrap(), Created::Done);
@@ -367,7 +392,7 @@ async fn replace_user_is_a_compare_and_set(store: Arc<dyn Store>) {
     );
 }
 
-async fn keys_are_saved_by_version(store: Arc<dyn Store>) {
+async fn keys_are_saved_by_version(store: Arc<dyn Store>, _clock: Clock) {
     assert_eq!(store.load_keys().await.unwrap(), None);
     assert!(!store.save_keys(r#"{"keys":[]}"#, 2).await.unwrap());
     assert!(store.save_keys(r#"{"keys":[1]}"#, 1).await.unwrap());
@@ -385,7 +410,7 @@ async fn keys_are_saved_by_version(store: Arc<dyn Store>) {
     assert_eq!(store.load_keys().await.unwrap().unwrap().version, 2);
 }
 
-async fn a_revocation_lasts_until_its_token_would_expire(store: Arc<dyn Store>) {
+async fn a_revocation_lasts_until_its_token_would_expire(store: Arc<dyn Store>, clock: Clock) {
     let now = store.now().await.unwrap();
     assert!(!store.is_token_revoked("jti-a").await.unwrap());
     store
@@ -398,7 +423,7 @@ async fn a_revocation_lasts_until_its_token_would_expire(store: Arc<dyn Store>) 
         .unwrap();
     assert!(store.is_token_revoked("jti-a").await.unwrap());
     assert!(!store.is_token_revoked("jti-c").await.unwrap());
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    pass(&clock, Duration::from_millis(250)).await;
     assert!(store.is_token_revoked("jti-a").await.unwrap());
     assert!(
         !store.is_token_revoked("jti-b").await.unwrap(),
@@ -406,7 +431,7 @@ async fn a_revocation_lasts_until_its_token_would_expire(store: Arc<dyn Store>) 
     );
 }
 
-async fn a_write_is_announced_to_its_subscribers_only(store: Arc<dyn Store>) {
+async fn a_write_is_announced_to_its_subscribers_only(store: Arc<dyn Store>, _clock: Clock) {
     let s = inserted(&*store, Duration::from_secs(60)).await;
     let other = inserted(&*store, Duration::from_secs(60)).await;
     let mut watching = store.subscribe(&s.id).await.unwrap();
@@ -442,10 +467,10 @@ async fn a_write_is_announced_to_its_subscribers_only(store: Arc<dyn Store>) {
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod memory_backend {
-            $(#[tokio::test] async fn $case() { let (s, _c) = super::memory().await; super::$case(s).await })*
+            $(#[tokio::test] async fn $case() { let (s, clock) = super::memory().await; super::$case(s, clock).await })*
         }
         mod redis_backend {
-            $(#[tokio::test] async fn $case() { let (s, _c) = super::redis().await; super::$case(s).await })*
+            $(#[tokio::test] async fn $case() { let Some((s, _c)) = super::redis().await else { return }; super::$case(s, crate::clock::Clock::system()).await })*
         }
     };
 }
@@ -476,7 +501,9 @@ contract!(
 /// dropped subscription gives the channel back.
 #[tokio::test]
 async fn redis_notices_cross_instances_and_channels_are_released() {
-    let (writer, cleanup) = redis().await;
+    let Some((writer, cleanup)) = redis().await else {
+        return;
+    };
     let prefix = cleanup.as_ref().unwrap().0.clone();
     let reader = RedisStore::connect(&redis_url(), &prefix).await.unwrap();
     let s = inserted(&*writer, Duration::from_secs(60)).await;
@@ -566,7 +593,9 @@ async fn embedded_users_keys_and_revocations_survive_a_restart() {
 
 #[tokio::test]
 async fn redis_users_never_expire() {
-    let (store, cleanup) = redis().await;
+    let Some((store, cleanup)) = redis().await else {
+        return;
+    };
     let user = User::new(
         uuid::Uuid::new_v4(),
         "app_a",
@@ -593,7 +622,9 @@ async fn redis_users_never_expire() {
 /// What only Redis can show: the key layout and that Redis, not the instance, drops the key.
 #[tokio::test]
 async fn redis_keys_carry_a_hash_tag_and_a_ttl_on_redis_clock() {
-    let (store, cleanup) = redis().await;
+    let Some((store, cleanup)) = redis().await else {
+        return;
+    };
     let s = inserted(&*store, Duration::from_secs(60)).await;
     let prefix = &cleanup.as_ref().unwrap().0;
     let key = format!("{prefix}:{{{}}}", s.id);

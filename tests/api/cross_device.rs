@@ -345,7 +345,7 @@ async fn expired_sessions_say_so(backend: Backend) {
     let app = TestApp::spawn_with(backend, "300ms").await;
     let s = app.init().await;
     app.context(&s.session_id).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    app.pass(Duration::from_millis(400)).await;
     let token = Some(s.polling_token.as_str());
     assert_error(
         &app.status(&s.session_id, token).await,

@@ -181,6 +181,9 @@ async fn a_trusted_proxy_names_the_client(backend: Backend) {
 
 #[tokio::test]
 async fn limits_hold_across_instances_sharing_redis() {
+    if crate::helpers::no_redis() {
+        return;
+    }
     let a = TestApp::spawn_configured(
         Backend::Redis,
         "5m",

@@ -419,7 +419,7 @@ async fn no_token_comes_out_of_a_cancelled_denied_or_expired_session(backend: Ba
 
     let (s, options) = app.opened_sign_in().await;
     let signed = phone.sign(BRIDGE_ORIGIN, &options);
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.pass(std::time::Duration::from_millis(1100)).await;
     assert_error(
         &app.verify(&s.session_id, &signed).await,
         StatusCode::GONE,

@@ -50,6 +50,9 @@ fn is_invalid_state(got: &(StatusCode, Value)) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deny_against_cancel_has_exactly_one_winner() {
+    if crate::helpers::no_redis() {
+        return;
+    }
     let app = Arc::new(TestApp::spawn(Backend::Redis).await);
     let outcomes: Vec<&str> = futures::stream::iter(0..ROUNDS)
         .map(|_| {
@@ -91,11 +94,19 @@ async fn deny_against_cancel_has_exactly_one_winner() {
         .await;
     let denies = outcomes.iter().filter(|o| **o == "deny").count();
     println!("deny won {denies} of {ROUNDS}, cancel {}", ROUNDS - denies);
-    assert_eq!(outcomes.len(), ROUNDS);
+    // Each round had one winner (checked above); a side that never won means the two calls never
+    // overlapped, and the rounds tested no race at all.
+    assert!(
+        denies > 0 && denies < ROUNDS,
+        "the race was never contested: deny won {denies} of {ROUNDS}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_denies_both_succeed_and_record_one_transition() {
+    if crate::helpers::no_redis() {
+        return;
+    }
     let app = Arc::new(TestApp::spawn(Backend::Redis).await);
     futures::stream::iter(0..ROUNDS)
         .for_each_concurrent(IN_FLIGHT, |_| {
@@ -129,6 +140,9 @@ async fn two_denies_both_succeed_and_record_one_transition() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_against_expiry_has_exactly_one_winner() {
+    if crate::helpers::no_redis() {
+        return;
+    }
     let app = Arc::new(TestApp::spawn_with(Backend::Redis, "60ms").await);
     let outcomes: Vec<bool> = futures::stream::iter(0..ROUNDS)
         .map(|_| {
@@ -210,6 +224,9 @@ fn sign(phones: &[std::sync::Mutex<Phone>], which: usize, options: &Value) -> Va
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_phones_verifying_at_once_get_exactly_one_token() {
+    if crate::helpers::no_redis() {
+        return;
+    }
     let app = Arc::new(TestApp::spawn(Backend::Redis).await);
     let outcomes = in_lanes(&app, 2, |app, phones| async move {
         let (s, options) = app.opened_sign_in().await;
@@ -240,9 +257,12 @@ async fn two_phones_verifying_at_once_get_exactly_one_token() {
         (winner, user)
     })
     .await;
-    assert_eq!(outcomes.len(), ROUNDS);
     let firsts = outcomes.iter().filter(|(w, _)| *w == 0).count();
     println!("first phone won {firsts} of {ROUNDS}");
+    assert!(
+        firsts > 0 && firsts < ROUNDS,
+        "the race was never contested: the first phone won {firsts} of {ROUNDS}"
+    );
 }
 
 /// How long one verify takes on this machine and build, so a contender can be started anywhere
@@ -267,6 +287,9 @@ fn somewhere_in(span: Duration) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_against_cancel_never_leaves_a_completion_without_its_token() {
+    if crate::helpers::no_redis() {
+        return;
+    }
     let app = Arc::new(TestApp::spawn(Backend::Redis).await);
     let span = verify_time(&app).await;
     let outcomes = in_lanes(&app, 1, move |app, phones| async move {
@@ -316,6 +339,9 @@ async fn verify_against_cancel_never_leaves_a_completion_without_its_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_against_expiry_completes_with_a_token_or_expires() {
+    if crate::helpers::no_redis() {
+        return;
+    }
     let app = Arc::new(TestApp::spawn_with(Backend::Redis, "400ms").await);
     let span = verify_time(&app).await;
     let outcomes = in_lanes(&app, 1, move |app, phones| async move {
@@ -356,6 +382,9 @@ async fn verify_against_expiry_completes_with_a_token_or_expires() {
 /// other registration is refused, and the id names the winner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_registrations_for_one_new_external_id_make_exactly_one_user() {
+    if crate::helpers::no_redis() {
+        return;
+    }
     let app = Arc::new(TestApp::spawn(Backend::Redis).await);
     let outcomes: Vec<usize> = futures::stream::iter(0..ROUNDS)
         .map(|round| {
