@@ -7,11 +7,16 @@ mod cross_device;
 mod headers;
 mod helpers;
 mod keys;
+#[path = "../kit/mod.rs"]
+mod kit;
+mod layers;
 mod limits;
 mod outage;
 mod pages;
 mod passkeys;
-mod phone;
 mod races;
 mod streams;
 mod validation;
+
+// The tests name the phone `crate::phone`; it lives in the kit, shared with the benchmark harness.
+use kit::phone;
