@@ -131,6 +131,39 @@ async function codeOn(desktop, url) {
   return (await desktop.getByTestId("qr-url").textContent()).trim();
 }
 
+/**
+ * A new person: a desktop shows a code, a phone with no passkey creates one and approves. Returns
+ * the signed-in desktop, the phone now holding the passkey, and the user id. `step` sees each stage.
+ */
+async function signUp(bridge, step = async () => {}) {
+  const desktop = await newDesktop(browser);
+  const phone = await newPhone(browser);
+  const link = await codeOn(desktop.page, bridge.origin + "/");
+  assert.match(link, new RegExp(`^${bridge.origin}/bridge/[0-9a-f-]{36}$`));
+  await step("1-desktop-code", desktop.page, null);
+
+  await phone.page.goto(link);
+  await live(phone.page);
+  await phone.page.getByRole("heading", { name: "Acme Store wants to sign you in" }).waitFor();
+  await phone.page.getByText("Chrome on macOS").waitFor();
+  await desktop.page.getByText("Scanned — check your phone").waitFor();
+  await step("2-approval", desktop.page, phone.page);
+
+  await phone.page.getByTestId("approve").click();
+  await phone.page.getByText("No passkey was used.").waitFor();
+  await step("3-no-passkey", null, phone.page);
+  await phone.page.getByTestId("create-passkey").click();
+  await phone.page.getByTestId("approve").click();
+  await phone.page.getByText("Done. You can close this window.").waitFor();
+
+  await desktop.page.getByText("You're signed in").waitFor();
+  const user = (await desktop.page.getByTestId("user-id").textContent()).trim();
+  assert.match(user, /^usr_[0-9a-f]{32}$/);
+  assert.ok(!(await desktop.page.content()).includes("eyJhbGciOiJSUzI1NiIsImtpZCI6"), "the whole token is never on the page");
+  await step("4-signed-in", desktop.page, phone.page);
+  return { desktop, phone, user };
+}
+
 async function shoot(store, name, desktop, phone) {
   mkdirSync(join(results, store), { recursive: true });
   if (desktop) await desktop.screenshot({ path: join(results, store, `${name}-desktop.png`) });
@@ -163,38 +196,17 @@ for (const store of ["memory", "redis"]) {
       shortLived?.stop();
     });
 
-    // One phone and one desktop across the first cases: the passkey made first is used next.
-    let phone, desktop, firstUser;
+    // Every case makes its own desktop and phone, so any one runs alone or in any order.
 
     test("a first visit with no passkey creates one on the phone and signs the desktop in", async () => {
-      desktop = await newDesktop(browser);
-      phone = await newPhone(browser);
-      const link = await codeOn(desktop.page, bridge.origin + "/");
-      assert.match(link, new RegExp(`^${bridge.origin}/bridge/[0-9a-f-]{36}$`));
-      await shoot(store, "1-desktop-code", desktop.page, null);
-
-      await phone.page.goto(link);
-      await live(phone.page);
-      await phone.page.getByRole("heading", { name: "Acme Store wants to sign you in" }).waitFor();
-      await phone.page.getByText("Chrome on macOS").waitFor();
-      await desktop.page.getByText("Scanned — check your phone").waitFor();
-      await shoot(store, "2-approval", desktop.page, phone.page);
-
-      await phone.page.getByTestId("approve").click();
-      await phone.page.getByText("No passkey was used.").waitFor();
-      await shoot(store, "3-no-passkey", null, phone.page);
-      await phone.page.getByTestId("create-passkey").click();
-      await phone.page.getByTestId("approve").click();
-      await phone.page.getByText("Done. You can close this window.").waitFor();
-
-      await desktop.page.getByText("You're signed in").waitFor();
-      firstUser = (await desktop.page.getByTestId("user-id").textContent()).trim();
-      assert.match(firstUser, /^usr_[0-9a-f]{32}$/);
-      assert.ok(!(await desktop.page.content()).includes("eyJhbGciOiJSUzI1NiIsImtpZCI6"), "the whole token is never on the page");
-      await shoot(store, "4-signed-in", desktop.page, phone.page);
+      const { desktop, phone } = await signUp(bridge, (name, d, p) => shoot(store, name, d, p));
+      await desktop.context.close();
+      await phone.context.close();
     });
 
     test("the passkey signs in again, and the desktop copes without its stream", async () => {
+      const { desktop, phone, user } = await signUp(bridge);
+      await desktop.context.close();
       // This desktop cannot open the stream: it must fall back to polling.
       const blocked = await newDesktop(browser);
       await blocked.context.route("**/login/*/events", (route) => route.abort());
@@ -204,12 +216,14 @@ for (const store of ["memory", "redis"]) {
       await phone.page.getByTestId("approve").click();
       await phone.page.getByText("Done. You can close this window.").waitFor();
       await blocked.page.getByText("You're signed in").waitFor({ timeout: 15_000 });
-      assert.equal((await blocked.page.getByTestId("user-id").textContent()).trim(), firstUser, "the same person");
+      assert.equal((await blocked.page.getByTestId("user-id").textContent()).trim(), user, "the same person");
       await shoot(store, "5-signed-in-again", blocked.page, phone.page);
       await blocked.context.close();
+      await phone.context.close();
     });
 
-    test("declining on the phone tells the desktop", async () => {
+    test("declining on the phone tells the desktop, after a sign-out", async () => {
+      const { desktop, phone } = await signUp(bridge);
       await desktop.page.getByRole("button", { name: "Sign out" }).click();
       await desktop.page.getByTestId("qr-url").waitFor({ state: "attached" });
       const link = (await desktop.page.getByTestId("qr-url").textContent()).trim();
@@ -220,6 +234,8 @@ for (const store of ["memory", "redis"]) {
       await desktop.page.getByRole("heading", { name: "Sign-in declined" }).waitFor();
       await desktop.page.getByRole("button", { name: "Get a new code" }).waitFor();
       await shoot(store, "6-declined", desktop.page, phone.page);
+      await desktop.context.close();
+      await phone.context.close();
     });
 
     test("an expired code is shown as expired on both sides, and the desktop offers a new one", async () => {
@@ -255,6 +271,8 @@ for (const store of ["memory", "redis"]) {
     });
 
     test("a second phone cannot approve a request the first one opened", async () => {
+      const { desktop: first, phone } = await signUp(bridge);
+      await first.context.close();
       const d = await newDesktop(browser);
       const link = await codeOn(d.page, bridge.origin + "/");
       await phone.page.goto(link);
@@ -278,6 +296,7 @@ for (const store of ["memory", "redis"]) {
       await d.page.getByText("You're signed in").waitFor();
       await d.context.close();
       await intruder.context.close();
+      await phone.context.close();
     });
 
     test("a page on another origin cannot frame the approval page, and no script runs without its nonce", async () => {
@@ -339,11 +358,6 @@ for (const store of ["memory", "redis"]) {
       assert.equal(await p.page.evaluate(() => window.__pwned), undefined);
       await shoot(store, "9-message-as-text-dark", null, p.page);
       await p.context.close();
-    });
-
-    after(async () => {
-      await phone?.context.close();
-      await desktop?.context.close();
     });
   });
 }
