@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::session::Timestamp;
 
@@ -12,12 +12,28 @@ use crate::session::Timestamp;
 #[derive(Clone, Debug, Default)]
 pub struct Clock(Option<Arc<Hand>>);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Hand {
     /// Where a clock that stands still stands; `None` runs with wall time.
     start: Option<u64>,
     /// How far it was turned, in milliseconds.
     turned: AtomicU64,
+    /// When it was made, for [`Clock::instant`] of a clock that stands still.
+    made: Instant,
+}
+
+impl Hand {
+    fn new(start: Option<u64>) -> Self {
+        Hand {
+            start,
+            turned: AtomicU64::new(0),
+            made: Instant::now(),
+        }
+    }
+
+    fn turned(&self) -> Duration {
+        Duration::from_millis(self.turned.load(Ordering::SeqCst))
+    }
 }
 
 fn wall_ms() -> u64 {
@@ -34,15 +50,12 @@ impl Clock {
 
     /// Wall time, plus however far it was turned: time still passes, and a test may skip ahead.
     pub fn turnable() -> Self {
-        Clock(Some(Arc::default()))
+        Clock(Some(Arc::new(Hand::new(None))))
     }
 
     /// A clock that stands at `start` until turned.
     pub fn by_hand(start: Timestamp) -> Self {
-        Clock(Some(Arc::new(Hand {
-            start: Some(start.as_millis()),
-            turned: AtomicU64::new(0),
-        })))
+        Clock(Some(Arc::new(Hand::new(Some(start.as_millis())))))
     }
 
     pub fn now(&self) -> Timestamp {
@@ -54,6 +67,16 @@ impl Clock {
             None => (wall_ms(), 0),
         };
         Timestamp::from_millis(start.saturating_add(turned))
+    }
+
+    /// The same clock as an `Instant`: what a window that must not follow the wall clock (set
+    /// back or forward by hand or by NTP) measures with; turning moves it too.
+    pub fn instant(&self) -> Instant {
+        match &self.0 {
+            None => Instant::now(),
+            Some(hand) if hand.start.is_some() => hand.made + hand.turned(),
+            Some(hand) => Instant::now() + hand.turned(),
+        }
     }
 
     /// Moves the clock on; returns whether it could (wall time cannot be turned).
@@ -89,5 +112,13 @@ mod tests {
         let before = running.now();
         running.turn(Duration::from_secs(3600));
         assert!(running.now().as_millis() >= before.as_millis() + 3_600_000);
+        let still = Clock::by_hand(Timestamp::from_millis(0));
+        let at = still.instant();
+        still.turn(Duration::from_millis(5));
+        assert_eq!(
+            still.instant() - at,
+            Duration::from_millis(5),
+            "the instant turns with it"
+        );
     }
 }

@@ -39,10 +39,9 @@ pub mod settings;
 pub mod state;
 #[cfg(feature = "ssr")]
 pub mod store;
-/// What the unit tests, the API tests and the benchmark share: not part of the service.
-#[cfg(feature = "ssr")]
-#[doc(hidden)]
-pub mod testing;
+/// What the tests share (the API tests include the same file through `tests/kit`).
+#[cfg(all(test, feature = "ssr"))]
+mod testing;
 #[cfg(feature = "ssr")]
 pub mod token;
 

@@ -3,6 +3,7 @@
 use axum::http::StatusCode;
 
 use crate::bridge::BridgeError;
+use crate::limits::Limited;
 use crate::passkey::PasskeyError;
 use crate::session::{State, TransitionError};
 use crate::store::StoreError;
@@ -19,6 +20,9 @@ pub struct Problem {
     /// For the person holding the phone or sitting at the desktop.
     pub title: &'static str,
     pub advice: &'static str,
+    /// The approval page's own HTTP status: 410 for a request that is over, whatever the API
+    /// calls it (the API's 409 says "not in that state", the page says "gone for you").
+    pub page_status: StatusCode,
     /// Whether the person may try again as they are (a fresh challenge, a moment's wait), or the
     /// request is over for them.
     pub retry: bool,
@@ -36,7 +40,14 @@ impl Problem {
             title: "Something went wrong",
             advice: "Try again in a moment.",
             retry: false,
+            page_status: status,
         }
+    }
+
+    /// A request that is over: the page answers 410 Gone.
+    fn over(mut self) -> Self {
+        self.page_status = StatusCode::GONE;
+        self
     }
 
     fn shown(mut self, title: &'static str, advice: &'static str) -> Self {
@@ -56,7 +67,11 @@ impl Problem {
     }
 
     /// Too many requests from this client: wait, then try again.
-    pub fn limited(message: String) -> Self {
+    pub fn limited(limited: &Limited) -> Self {
+        let message = format!(
+            "Too many requests; try again in {} s.",
+            limited.retry_after_secs()
+        );
         Problem::new(StatusCode::TOO_MANY_REQUESTS, "qr_rate_limited", message)
             .shown("Too many attempts", "Wait a minute, then try again.")
             .may_retry()
@@ -94,18 +109,24 @@ impl Problem {
                     TransitionError::NotAllowed {
                         state: State::Completed,
                         ..
-                    } => refused.shown("Already approved", "This sign-in was already approved."),
+                    } => refused
+                        .shown("Already approved", "This sign-in was already approved.")
+                        .over(),
                     TransitionError::NotAllowed {
                         state: State::Denied,
                         ..
-                    } => refused.shown("Already declined", "This sign-in was declined."),
+                    } => refused
+                        .shown("Already declined", "This sign-in was declined.")
+                        .over(),
                     TransitionError::NotAllowed {
                         state: State::Cancelled,
                         ..
-                    } => refused.shown(
-                        "Cancelled on the computer",
-                        "The sign-in was cancelled. Start again on your computer.",
-                    ),
+                    } => refused
+                        .shown(
+                            "Cancelled on the computer",
+                            "The sign-in was cancelled. Start again on your computer.",
+                        )
+                        .over(),
                     _ => refused.shown("This request can't go on", SCAN_AGAIN),
                 }
             }
@@ -154,7 +175,8 @@ impl Problem {
                 .shown(
                     "This account no longer exists",
                     "Go back to your computer and start again.",
-                ),
+                )
+                .over(),
             BridgeError::Passkey(p) => {
                 let (status, code, message) = match p {
                     PasskeyError::ChallengeMismatch => {
@@ -196,17 +218,24 @@ impl Problem {
                 "We can't reach our service right now. Wait a moment, then try again.",
             )
             .may_retry(),
-            BridgeError::Store(_) | BridgeError::Contended | BridgeError::Token(_) => Problem::new(
-                S::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "Something went wrong on our side; try again.",
-            )
-            .shown(
-                "Something went wrong on our side",
-                "Something went wrong on our side. Try again.",
-            )
-            .may_retry(),
+            BridgeError::Store(_) | BridgeError::Contended | BridgeError::Token(_) => {
+                Problem::ours()
+            }
         }
+    }
+
+    /// A failure of ours, whatever its cause (which goes to the log only).
+    pub fn ours() -> Self {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Something went wrong on our side; try again.",
+        )
+        .shown(
+            "Something went wrong on our side",
+            "Something went wrong on our side. Try again.",
+        )
+        .may_retry()
     }
 }
 
@@ -293,6 +322,36 @@ mod tests {
                 "{e:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_page_says_gone_for_a_request_that_is_over() {
+        let refused = |state| {
+            BridgeError::Refused(TransitionError::NotAllowed {
+                state,
+                event: EventKind::Complete,
+            })
+        };
+        for e in [
+            BridgeError::Expired,
+            BridgeError::UserGone,
+            refused(State::Completed),
+            refused(State::Denied),
+            refused(State::Cancelled),
+        ] {
+            assert_eq!(Problem::of(&e).page_status, StatusCode::GONE, "{e:?}");
+        }
+        assert_eq!(
+            Problem::of(&refused(State::Completed)).status,
+            StatusCode::CONFLICT,
+            "the API's own"
+        );
+        assert_eq!(
+            Problem::of(&BridgeError::NotFound).page_status,
+            StatusCode::NOT_FOUND
+        );
+        let elsewhere = BridgeError::ClaimedElsewhere(ClaimedElsewhere::ByAnother);
+        assert_eq!(Problem::of(&elsewhere).page_status, StatusCode::FORBIDDEN);
     }
 
     #[test]

@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::apps::AuthError;
 use crate::bridge::BridgeError;
-use crate::problem::{Problem, sentence};
+use crate::limits::Limited;
+use crate::problem::Problem;
 use crate::session::{InvalidApprovalContext, InvalidExternalUserId, InvalidSessionId};
 use crate::wire::{ErrorBody, ErrorEnvelope};
 
@@ -26,18 +27,13 @@ pub enum ApiError {
     RouteNotFound,
     #[error("this endpoint does not accept that method")]
     MethodNotAllowed,
-    #[error("too many requests; try again in {} s", retry_after_secs(.0))]
-    RateLimited(std::time::Duration),
+    #[error("too many requests; try again in {} s", .0.retry_after_secs())]
+    RateLimited(Limited),
 }
 
-/// Whole seconds, rounded up, never 0: what `Retry-After` can say.
-fn retry_after_secs(wait: &std::time::Duration) -> u64 {
-    wait.as_millis().div_ceil(1000).max(1) as u64
-}
-
-impl From<crate::limits::Limited> for ApiError {
-    fn from(limited: crate::limits::Limited) -> Self {
-        ApiError::RateLimited(limited.retry_after)
+impl From<Limited> for ApiError {
+    fn from(limited: Limited) -> Self {
+        ApiError::RateLimited(limited)
     }
 }
 
@@ -84,7 +80,10 @@ impl ApiError {
                 (p.status, p.code, p.message)
             }
             ApiError::RouteNotFound => (S::NOT_FOUND, "not_found", self.to_string()),
-            ApiError::RateLimited(_) => (S::TOO_MANY_REQUESTS, "qr_rate_limited", sentence(self)),
+            ApiError::RateLimited(limited) => {
+                let p = Problem::limited(limited);
+                (p.status, p.code, p.message)
+            }
             ApiError::MethodNotAllowed => (
                 S::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
@@ -116,10 +115,10 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, 1.into());
         }
-        if let ApiError::RateLimited(wait) = self {
+        if let ApiError::RateLimited(limited) = self {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                retry_after_secs(&wait).into(),
+                limited.retry_after_secs().into(),
             );
         }
         response

@@ -1,20 +1,23 @@
-//! Request parts parsed at the edge, before any store is touched: the path's session id, the calling app, the polling token, a JSON body.
+//! Requests parsed, authorised and counted at the edge: the path's session id, the calling app, the polling token, a JSON body; a malformed request is refused before any store or counter is touched.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ORIGIN};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ORIGIN, USER_AGENT};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
-use super::ApiError;
+use super::{ApiError, StartBody};
 use crate::apps::{App, AuthError};
+use crate::bridge::{Answer, Start};
 use crate::limits::Operation;
 use crate::secret;
 use crate::session::{Requester, SessionId, StartedBy};
 use crate::state::AppState;
+use crate::wire::VerifyRequest;
 
 /// The `:id` of the path, already a valid [`SessionId`].
 pub struct Id(pub SessionId);
@@ -210,24 +213,64 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
-/// An app's desktop starting a session: who calls (see [`Caller`]), who is asking as the phone
-/// will show it, and admitted by the start limits (see `limits::Operation`).
-pub struct Starter(pub Arc<App>, pub StartedBy, pub Requester);
+/// An app's desktop starting a session: who calls (see [`Caller`]), its body checked into a
+/// [`Start`] (who is asking, as the phone will show it, included), and only then counted by the
+/// start limits (see `limits::Operation`): a malformed request is refused without a count.
+pub struct Starting<B>(pub Arc<App>, pub Start, pub PhantomData<B>);
 
-impl FromRequestParts<AppState> for Starter {
+impl<B: StartBody> FromRequest<AppState> for Starting<B> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Caller(app, by) = Caller::from_request_parts(parts, state).await?;
-        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (mut parts, body) = request.into_parts();
+        let Caller(app, by) = Caller::from_request_parts(&mut parts, state).await?;
+        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(&mut parts, state).await;
+        let user_agent = header(&parts.headers, USER_AGENT);
+        let requester = Requester::new(user_agent, Some(ip.to_string()));
+        let request = Request::from_parts(parts, body);
+        let JsonBody(body) = JsonBody::<B>::from_request(request, state).await?;
+        let start = body.start(by, requester)?;
         let operation = Operation::Start {
             app_id: &app.id,
             by,
         };
         state.limiter.admit(operation, ip).await?;
-        let user_agent = header(&parts.headers, axum::http::header::USER_AGENT);
-        let requester = Requester::new(user_agent, Some(ip.to_string()));
-        Ok(Starter(app, by, requester))
+        Ok(Starting(app, start, PhantomData))
+    }
+}
+
+/// A phone's signed answer through the API: the app, the session named in the body, the answer
+/// and the phone's claim; counted by the phone limits once the body has been read.
+pub struct Answering<C>(
+    pub Arc<App>,
+    pub SessionId,
+    pub Answer,
+    pub String,
+    pub PhantomData<C>,
+);
+
+impl<C> FromRequest<AppState> for Answering<C>
+where
+    C: DeserializeOwned + Into<Answer> + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (mut parts, body) = request.into_parts();
+        let Caller(app, _) = Caller::from_request_parts(&mut parts, state).await?;
+        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(&mut parts, state).await;
+        let Ok(PhoneClaim(claim)) = PhoneClaim::from_request_parts(&mut parts, state).await;
+        let request = Request::from_parts(parts, body);
+        let JsonBody(body) = JsonBody::<VerifyRequest<C>>::from_request(request, state).await?;
+        let id = SessionId::parse(&body.session_id)?;
+        state.limiter.admit(Operation::Phone, ip).await?;
+        Ok(Answering(
+            app,
+            id,
+            body.credential.into(),
+            claim,
+            PhantomData,
+        ))
     }
 }
 

@@ -21,7 +21,7 @@ use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 pub use error::ApiError;
 pub use extract::ClientIp;
-use extract::{Backend, Bearer, Desktop, Id, JsonBody, Phone, Starter, TokenParam};
+use extract::{Answering, Backend, Bearer, Desktop, Id, Phone, Starting, TokenParam};
 
 use crate::apps::Apps;
 use crate::bridge::{
@@ -34,7 +34,7 @@ use crate::state::AppState;
 use crate::token::TokenError;
 use crate::wire::{
     Context, ContextType, Envelope, InitRegistrationRequest, InitRequest, Introspection, PhoneView,
-    Started, Status, Validated, VerifyRequest, WireStatus,
+    Started, Status, Validated, WireStatus,
 };
 
 /// Bodies here are at most a few kilobytes (a registration's attestation); more is a mistake or an attack.
@@ -122,7 +122,7 @@ fn ok<T>(data: T) -> Json<Envelope<T>> {
     Json(Envelope { ok: true, data })
 }
 
-/// What a start's body asks for, checked at the edge.
+/// What a start's body asks for, checked at the edge (see `extract::Starting`).
 trait StartBody: DeserializeOwned + Send {
     fn start(self, started_by: StartedBy, requester: Requester) -> Result<Start, ApiError>;
 }
@@ -168,13 +168,9 @@ impl StartBody for InitRegistrationRequest {
 /// `init` and `init-registration`.
 async fn start<B: StartBody>(
     State(state): State<AppState>,
-    Starter(app, started_by, requester): Starter,
-    JsonBody(body): JsonBody<B>,
+    Starting(app, start, _): Starting<B>,
 ) -> Result<(StatusCode, Json<Envelope<Started>>), ApiError> {
-    let s = state
-        .bridge
-        .start(&app, body.start(started_by, requester)?)
-        .await?;
+    let s = state.bridge.start(&app, start).await?;
     let data = Started {
         session_id: s.session.id.to_string(),
         qr_url: s.qr_url,
@@ -234,11 +230,8 @@ async fn open(
 /// `verify` (a signed challenge) and `verify-registration` (a new passkey).
 async fn verify<C: DeserializeOwned + Send + Into<Answer>>(
     State(state): State<AppState>,
-    Phone(app, phone): Phone,
-    JsonBody(body): JsonBody<VerifyRequest<C>>,
+    Answering(app, id, answer, phone, _): Answering<C>,
 ) -> Result<StatusCode, ApiError> {
-    let id = SessionId::parse(&body.session_id)?;
-    let answer = body.credential.into();
     state.bridge.answer(&app, &id, &answer, &phone).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -138,9 +138,10 @@ impl Watcher {
 }
 
 /// The stream of a session for whoever holds its polling token: the API's desktop (`browser`
-/// `None`) or the desktop page of a browser session. The token is checked first, so a stranger
-/// who knows the id takes no place and no subscription; then the stream takes its places (per
-/// client, per session, per browser session), held until it ends however it ends.
+/// `None`) or the desktop page of a browser session. An API client proves its token first, so a
+/// stranger who knows the id takes no place and no subscription (a browser session's token was
+/// put there by the bridge itself); then the stream takes its places (per client, per session,
+/// per browser session), held until it ends however it ends.
 pub async fn open(
     state: &AppState,
     id: SessionId,
@@ -150,7 +151,9 @@ pub async fn open(
     headers: &HeaderMap,
     reveal: Reveal,
 ) -> Result<Response, ApiError> {
-    state.bridge.observe(&id, token.as_deref()).await?;
+    if browser.is_none() {
+        state.bridge.observe(&id, token.as_deref()).await?;
+    }
     let slots = state
         .streams
         .take_for(state.limiter.limits(), client, &id, browser)?;

@@ -2,14 +2,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use redis::Script;
 use redis::aio::ConnectionManager;
 
 use crate::clock::Clock;
-use crate::session::Timestamp;
 use crate::store::StoreKind;
 
 /// Counts hits in fixed windows: the hit's number in the current window, and the time left in it.
@@ -21,7 +20,7 @@ pub trait Counter: Send + Sync + 'static {
 /// Windows in this process: for the embedded store's single instance, on its clock.
 #[derive(Default)]
 pub struct MemoryCounter {
-    windows: Mutex<HashMap<String, (u64, Timestamp)>>,
+    windows: Mutex<HashMap<String, (u64, Instant)>>,
     clock: Clock,
 }
 
@@ -37,19 +36,18 @@ impl MemoryCounter {
 #[async_trait]
 impl Counter for MemoryCounter {
     async fn hit(&self, key: &str, window: Duration) -> Result<(u64, Duration), String> {
-        let now = self.clock.now();
+        // Monotonic: a wall clock set back must not lock a client out for as long.
+        let now = self.clock.instant();
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         if windows.len() > 10_000 {
             windows.retain(|_, (_, ends)| *ends > now);
         }
-        let entry = windows
-            .entry(key.to_owned())
-            .or_insert((0, now.plus(window)));
+        let entry = windows.entry(key.to_owned()).or_insert((0, now + window));
         if entry.1 <= now {
-            *entry = (0, now.plus(window));
+            *entry = (0, now + window);
         }
         entry.0 += 1;
-        Ok((entry.0, now.until(entry.1)))
+        Ok((entry.0, entry.1 - now))
     }
 }
 

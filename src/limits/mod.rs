@@ -174,6 +174,15 @@ pub struct Limited {
     pub retry_after: Duration,
 }
 
+impl Limited {
+    /// Whole seconds, rounded up, never 0: what `Retry-After` can say.
+    pub fn retry_after_secs(&self) -> u64 {
+        u64::try_from(self.retry_after.as_millis().div_ceil(1000))
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+}
+
 pub struct Limiter {
     limits: Limits,
     counter: Arc<dyn Counter>,

@@ -8,7 +8,8 @@ use std::time::Duration;
 use super::{Limited, Limits, network};
 use crate::session::SessionId;
 
-/// What a refused stream is told: about one heartbeat of the streams it would have joined.
+/// What a refused stream is told: streams last minutes, so not before a while (whatever the
+/// heartbeat is set to).
 const COME_BACK: Duration = Duration::from_secs(15);
 
 /// Open streams per key (a session, a browser session), on this instance: each stream holds a

@@ -23,6 +23,8 @@ pub fn refused(e: &BridgeError) -> ServerFnError {
     let problem = Problem::of(e);
     if problem.is_ours() {
         tracing::error!(error = %e, "page request failed");
+        // Its advice already says whose failure it was.
+        return ServerFnError::new(problem.advice);
     }
     ServerFnError::new(format!("{}. {}", problem.title, problem.advice))
 }

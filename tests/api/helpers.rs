@@ -39,16 +39,16 @@ pub const BRIDGE_ORIGIN: &str = "https://bridge.test";
 pub const CLUB_KEY: &str = "cli_club_test_key_0001";
 pub const CLUB_ORIGIN: &str = "https://club.test";
 
-/// The Redis the tests use (see `qr_bridge::testing::redis_url`); tests that need it call
+/// The Redis the tests use (see `kit::testing::redis_url`); tests that need it call
 /// [`no_redis`] first and skip when it says so.
 pub fn redis_url() -> String {
-    qr_bridge::testing::redis_url().unwrap_or_else(|| "redis://127.0.0.1:6379".into())
+    crate::kit::testing::redis_url().unwrap_or_else(|| "redis://127.0.0.1:6379".into())
 }
 
 /// Whether no Redis answers: the test that needs one returns at once (one line says so per
 /// run; `.ci/test` makes it a failure instead).
 pub fn no_redis() -> bool {
-    qr_bridge::testing::redis_url().is_none()
+    crate::kit::testing::redis_url().is_none()
 }
 
 /// One key ring per test process, given to each test bridge's fresh store: generating RSA keys

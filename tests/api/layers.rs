@@ -33,32 +33,60 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             continue;
         }
         let named = graph.entry(top.clone()).or_default();
-        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
-            for (at, _) in line.match_indices("crate::") {
-                let rest = &line[at + "crate::".len()..];
-                let names: Vec<&str> = match rest.strip_prefix('{') {
-                    Some(group) => group
-                        .split('}')
-                        .next()
-                        .unwrap_or_default()
-                        .split(',')
-                        .collect(),
-                    None => vec![rest],
-                };
-                for name in names {
-                    let name: String = name
-                        .trim()
-                        .chars()
-                        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                        .collect();
-                    if !name.is_empty() && name != top {
-                        named.insert(name);
-                    }
+        // Whole statements, so a `use crate::{…}` over several lines is read as one.
+        let code = code
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        for (at, _) in code.match_indices("crate::") {
+            let rest = &code[at + "crate::".len()..];
+            let names = match rest.strip_prefix('{') {
+                Some(group) => top_level_names(group),
+                None => vec![rest],
+            };
+            for name in names {
+                let name: String = name
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                if !name.is_empty() && name != top {
+                    named.insert(name);
                 }
             }
         }
     }
     graph
+}
+
+/// The names at the top of a `{…}` group, up to its closing brace: `api, headers}` gives `api`
+/// and `headers`; `a::{b, c}, d}` gives `a::{b, c}` and `d`.
+fn top_level_names(group: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let (mut depth, mut start) = (0usize, 0);
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                names.push(&group[start..i]);
+                return names;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                names.push(&group[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    names
+}
+
+#[test]
+fn a_grouped_import_over_lines_names_each_module() {
+    assert_eq!(top_level_names("api, headers};"), ["api", " headers"]);
+    assert_eq!(top_level_names("a::{b, c}, d} x"), ["a::{b, c}", " d"]);
 }
 
 /// A path from `from` back to itself, if there is one.

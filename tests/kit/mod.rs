@@ -2,6 +2,9 @@
 
 pub mod client;
 pub mod phone;
+/// The unit tests' own Redis check, so every suite skips (or, in CI, fails) alike.
+#[path = "../../src/testing.rs"]
+pub mod testing;
 
 /// A port nothing listens on now, for a process that binds it itself (a bridge, a Redis).
 pub fn free_port() -> u16 {

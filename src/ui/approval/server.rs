@@ -64,7 +64,7 @@ fn ago(then: Timestamp, now_ms: u64) -> String {
 /// The page when there is nothing (more) to approve, with its HTTP status.
 fn gone(problem: &Problem) -> Approval {
     Approval::Gone {
-        status: problem.status.as_u16(),
+        status: problem.page_status.as_u16(),
         title: problem.title.into(),
         message: problem.advice.into(),
     }
@@ -115,10 +115,7 @@ impl Phone {
             SessionId::parse(session_id).map_err(|_| Stopped::Refused(BridgeError::NotFound))?;
         let (ip, _) = client(&state).await.map_err(Stopped::Page)?;
         if let Err(limited) = state.limiter.admit(Operation::Phone, ip).await {
-            let wait = limited.retry_after.as_secs().max(1);
-            return Err(Stopped::Limited(Problem::limited(format!(
-                "too many requests; try again in {wait} s"
-            ))));
+            return Err(Stopped::Limited(Problem::limited(&limited)));
         }
         let app = state.bridge.app_of(&id).await.map_err(Stopped::Refused)?;
         let web = web_session().await.map_err(Stopped::Page)?;
@@ -200,6 +197,11 @@ pub async fn open(session_id: &str, how: Open) -> Result<Approval, ServerFnError
     let (app, state) = (&phone.app, &phone.state);
     let opened = match state.bridge.open(app, &phone.id, &phone.by, how).await {
         Ok(opened) => opened,
+        // Making a challenge failed: ours, not a refusal of the phone's answer.
+        Err(BridgeError::Passkey(e)) => {
+            tracing::error!(error = %e, "could not make a challenge");
+            return Ok(gone(&Problem::ours()));
+        }
         Err(e) => return Stopped::Refused(e).page(),
     };
     let session = &opened.session;
