@@ -139,13 +139,12 @@ pub fn watch_status(
             let Ok(status) = serde_json::from_str::<crate::wire::Status>(&data) else {
                 return;
             };
-            match status.status {
-                crate::wire::WireStatus::Pending if status.scanned => on_scanned(),
-                crate::wire::WireStatus::Pending => {}
-                _ => {
-                    source.close();
-                    refresh();
-                }
+            // The server's one translation (`Observed::status`) decides; here only what to do.
+            if status.status.is_final() {
+                source.close();
+                refresh();
+            } else if status.scanned {
+                on_scanned();
             }
         })
     };

@@ -80,6 +80,11 @@ mod tests {
                 state.as_str().replace("scanned", "pending")
             );
             assert_eq!(status.scanned, state == State::Scanned, "{state}");
+            assert_eq!(
+                status.status.is_final(),
+                state.is_final(),
+                "the browser stops on it"
+            );
             assert_eq!(status.session_token.is_some(), state == State::Completed);
         }
     }
