@@ -14,6 +14,7 @@ both_stores!(
     a_cross_origin_post_to_a_server_function_is_refused,
     signing_in_renews_the_browser_session_and_keeps_no_token_in_it,
     a_made_up_code_gets_no_browser_session,
+    a_request_that_is_over_reads_gone_on_the_phone,
 );
 
 /// Signs the desktop in `browser` in: its code, approved by a phone through the API.
@@ -211,4 +212,31 @@ async fn a_made_up_code_gets_no_browser_session(backend: Backend) {
         res.headers().get("set-cookie").is_some(),
         "a real code is claimed"
     );
+}
+
+/// The approval page's own status for a request that is over: 410 Gone with what happened, not
+/// the API's 409 "not in that state" (both come from one table, `problem`).
+async fn a_request_that_is_over_reads_gone_on_the_phone(backend: Backend) {
+    let app = TestApp::spawn_with(backend, "1s").await;
+    let page = async |id: &str| {
+        let res = app
+            .request(Method::GET, &format!("/bridge/{id}"))
+            .send()
+            .await
+            .unwrap();
+        (res.status(), res.text().await.unwrap())
+    };
+
+    let cancelled = app.init().await;
+    app.cancel(&cancelled.session_id, &cancelled.polling_token)
+        .await;
+    let (status, body) = page(&cancelled.session_id).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert!(body.contains("Cancelled on the computer"), "{body}");
+
+    let expired = app.init().await;
+    app.pass(std::time::Duration::from_millis(1100)).await;
+    let (status, body) = page(&expired.session_id).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert!(body.contains("This code has expired"), "{body}");
 }
