@@ -44,6 +44,7 @@ addr = "127.0.0.1:{port}"
 public_origin = "{origin}"
 store = "{store}"
 redis_prefix = "{prefix}"
+allow_volatile_redis = true
 session_ttl = "30m"
 data_dir = "{data}"
 # The waiting-desktops pair holds as many streams as the open-file limit allows.

@@ -56,6 +56,8 @@ addr = "127.0.0.1:${port}"
 public_origin = "${origin}"
 store = "${store === "redis" ? redisUrl : "memory"}"
 redis_prefix = "${prefix}"
+# The machine's Redis keeps nothing on disk; fine for a test, refused otherwise.
+allow_volatile_redis = true
 session_ttl = "${ttl}"
 data_dir = "${join(dir, "data")}"
 home_app = "demo"

@@ -61,6 +61,15 @@ pub fn app(state: AppState) -> Router {
 }
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    if let StoreKind::Redis { url } = &settings.store {
+        match store::check_persistence(url).await {
+            Ok(()) => {}
+            Err(why) if settings.allow_volatile_redis => {
+                tracing::warn!("SETTINGS: allow_volatile_redis: {why}");
+            }
+            Err(why) => anyhow::bail!("store: {why}"),
+        }
+    }
     let clock = crate::clock::Clock::system();
     let store = store::open(
         &settings.store,

@@ -49,6 +49,8 @@ struct File {
     home_app: Option<String>,
     #[serde(default = "default_redis_prefix")]
     redis_prefix: String,
+    #[serde(default)]
+    allow_volatile_redis: bool,
     #[serde(default = "default_header_timeout", with = "humantime_serde")]
     header_timeout: Duration,
     #[serde(default = "default_request_timeout", with = "humantime_serde")]
@@ -122,6 +124,9 @@ pub struct Settings {
     pub home_app: Option<String>,
     /// What every Redis key of this deployment starts with, so deployments can share a Redis.
     pub redis_prefix: String,
+    /// Serve on a Redis that keeps nothing on disk (users and passkeys lost on its restart):
+    /// for tests only. Without it, `serve` refuses such a Redis.
+    pub allow_volatile_redis: bool,
     pub limits: Limits,
     /// Whose forwarding header names the client (for rate limits); nobody's by default.
     pub proxies: TrustedProxies,
@@ -307,6 +312,7 @@ impl File {
                     ));
                 }
             },
+            allow_volatile_redis: self.allow_volatile_redis,
             limits: self.limits,
             connections: Connections {
                 header_timeout: self.header_timeout,

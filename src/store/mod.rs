@@ -18,7 +18,7 @@ use crate::account::{Ceremony, User};
 use crate::session::{Session, SessionId, Timestamp, UserId};
 
 pub use memory::MemoryStore;
-pub use redis::{REDIS_TIMEOUT, RedisStore, manager as redis_manager};
+pub use redis::{REDIS_TIMEOUT, RedisStore, check_persistence, manager as redis_manager};
 pub use web::{MemoryWebSessions, RedisWebSessions, WebSessions};
 
 /// Where sessions are kept.

@@ -102,6 +102,45 @@ pub async fn manager(client: &redis::Client) -> Result<ConnectionManager, RedisE
     client.get_connection_manager_with_config(config).await
 }
 
+/// Whether the Redis at `url` keeps its data across a restart: an append-only file or snapshots.
+/// Users and passkeys live only there, so a Redis that keeps nothing loses every account when it
+/// restarts. The error says what to set, naming the server by host and port only (a URL may hold
+/// a password).
+pub async fn check_persistence(url: &str) -> Result<(), String> {
+    let server = url::Url::parse(url)
+        .ok()
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port().unwrap_or(6379))))
+        .unwrap_or_else(|| "the Redis server".into());
+    let client = redis::Client::open(url).map_err(|e| format!("{server}: {e}"))?;
+    let mut conn = manager(&client)
+        .await
+        .map_err(|e| format!("{server}: {e}"))?;
+    let setting = async |name: &str, conn: &mut ConnectionManager| {
+        let pair: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(name)
+            .query_async(conn)
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot read {name} from {server} ({e}); if it keeps its data on disk, set \
+                     allow_volatile_redis = true to start without checking"
+                )
+            })?;
+        Ok::<_, String>(pair.get(1).cloned().unwrap_or_default())
+    };
+    let appendonly = setting("appendonly", &mut conn).await?;
+    let save = setting("save", &mut conn).await?;
+    if appendonly == "yes" || !save.trim().is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{server} keeps nothing on disk (appendonly no, save \"\"): every user and passkey would be \
+         lost when it restarts. Set `appendonly yes` (or `save 60 1`) in its redis.conf; for tests \
+         only, allow_volatile_redis = true starts anyway"
+    ))
+}
+
 /// What [`RedisStore::run`] can send.
 #[derive(Clone, Copy)]
 enum Command<'a> {

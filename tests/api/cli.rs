@@ -369,6 +369,8 @@ fn the_environment_picks_the_store() {
     let env = [
         ("QR_BRIDGE_STORE", redis.as_str()),
         ("QR_BRIDGE_REDIS_PREFIX", prefix.as_str()),
+        // The machine's shared Redis keeps nothing on disk.
+        ("QR_BRIDGE_ALLOW_VOLATILE_REDIS", "true"),
     ];
     let (mut child, line) = serve(&config, &env).expect("serves on Redis");
     assert!(line.contains("store redis"), "{line}");
@@ -385,4 +387,55 @@ fn the_environment_picks_the_store() {
     let err =
         serve(&config, &[("QR_BRIDGE_STORE", "redis://127.0.0.1:1")]).expect_err("no Redis there");
     assert!(err.contains("store"), "{err}");
+}
+
+/// Users and passkeys live only in Redis: a Redis that keeps nothing on disk would lose every
+/// account on its restart, so `serve` refuses it and says what to set, without the URL's secrets.
+#[test]
+fn a_redis_that_keeps_nothing_on_disk_is_refused_at_start() {
+    let redis = crate::helpers::OwnRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = base_config(dir.path());
+    // A password in the URL, as deployments have: it must not reach the message.
+    let plain = redis::Client::open(redis.url()).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("hunter2")
+        .query(&mut plain.get_connection().unwrap())
+        .unwrap();
+    let url = redis.url().replace("redis://", "redis://:hunter2@");
+    let on = |extra: &[(&'static str, &'static str)]| {
+        let mut env = vec![("QR_BRIDGE_STORE", url.as_str())];
+        env.extend_from_slice(extra);
+        serve(&config, &env).map(|(mut child, line)| {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            line
+        })
+    };
+    let line = on(&[]).expect("an append-only Redis is served");
+    assert!(line.contains("store redis"), "{line}");
+
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("appendonly")
+        .arg("no")
+        .query(&mut conn)
+        .unwrap();
+    let refused = on(&[]).expect_err("a Redis that keeps nothing is refused");
+    assert!(
+        refused.contains("appendonly yes"),
+        "says what to set: {refused}"
+    );
+    assert!(refused.contains("allow_volatile_redis"), "{refused}");
+    assert!(
+        !refused.contains("hunter2"),
+        "no password in the message: {refused}"
+    );
+
+    let line = on(&[("QR_BRIDGE_ALLOW_VOLATILE_REDIS", "true")]).expect("accepted for tests");
+    assert!(line.contains("store redis"), "{line}");
 }
