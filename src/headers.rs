@@ -3,8 +3,8 @@
 use axum::Router;
 use axum::http::HeaderValue;
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, HeaderName, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
-    X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, HeaderName, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -41,10 +41,20 @@ pub fn set_page_headers(nonce: &str, reload: Option<u32>) {
     response.insert_header(CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
-/// The headers of every response; a page's own policy (set above) is kept.
-pub fn apply(router: Router) -> Router {
+/// A year, the floor browsers' preload lists ask for. Without `includeSubDomains`: the bridge
+/// speaks for its own host, not for the rest of its domain.
+const HSTS: &str = "max-age=31536000";
+
+/// The headers of every response; a page's own policy (set above) is kept. `https`: the bridge
+/// is reached over HTTPS (its own or its proxy's), so browsers are told to never use plain HTTP.
+pub fn apply(router: Router, https: bool) -> Router {
     let always = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+    };
+    let router = if https {
+        router.layer(always(STRICT_TRANSPORT_SECURITY, HSTS))
+    } else {
+        router
     };
     router
         .layer(SetResponseHeaderLayer::if_not_present(

@@ -43,6 +43,8 @@ pub mod store;
 #[cfg(all(test, feature = "ssr"))]
 mod testing;
 #[cfg(feature = "ssr")]
+pub mod tls;
+#[cfg(feature = "ssr")]
 pub mod token;
 
 /// The browser's entry point: brings the server-rendered page to life.

@@ -15,6 +15,7 @@ use crate::limits;
 use crate::settings::{Connections, Settings, StoreKind};
 use crate::state::AppState;
 use crate::store;
+use crate::tls::{Accepted, Tls};
 use crate::ui::{App, shell};
 use crate::{api, headers};
 
@@ -30,10 +31,8 @@ pub fn app(state: AppState) -> Router {
     let request_timeout = state.request_timeout;
     let pages = generate_route_list(App);
     let options = state.leptos.clone();
-    let sessions = state
-        .web_sessions
-        .clone()
-        .layer(state.public_origin.starts_with("https://"));
+    let https = state.public_origin.starts_with("https://");
+    let sessions = state.web_sessions.clone().layer(https);
     let router = Router::new()
         .merge(api::routes(state.bridge.apps()))
         .route(
@@ -57,7 +56,7 @@ pub fn app(state: AppState) -> Router {
         axum::http::StatusCode::REQUEST_TIMEOUT,
         request_timeout,
     ));
-    headers::apply(router).layer(TraceLayer::new_for_http())
+    headers::apply(router, https).layer(TraceLayer::new_for_http())
 }
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -99,6 +98,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         );
     }
 
+    let tls = (settings.tls.as_ref())
+        .map(|source| crate::tls::start(source, &shutdown))
+        .transpose()?;
     let listener = TcpListener::bind(settings.addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.addr))?;
@@ -106,19 +108,43 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         StoreKind::Memory => "embedded (memory)".to_owned(),
         StoreKind::Redis { .. } => "redis".to_owned(),
     };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
-        "QR Bridge listening on http://{} (public origin {}, store {store_name}, {} app(s))",
+        "QR Bridge listening on {scheme}://{} (public origin {}, store {store_name}, {} app(s))",
         listener.local_addr()?,
         settings.public_origin,
         settings.apps.iter().count()
     );
+    tracing::info!("{}", Reach::of(&settings));
+    if let Some(addr) = settings.redirect_addr {
+        let plain = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("redirect_addr: cannot listen on {addr}: {e}"))?;
+        tracing::info!(
+            "redirecting http://{} to {}",
+            plain.local_addr()?,
+            settings.public_origin
+        );
+        let http01 = tls.as_ref().and_then(|t| t.http01.clone());
+        let redirect = crate::tls::redirect::router(&settings.public_origin, http01);
+        let redirect = headers::apply(redirect, false).layer(TraceLayer::new_for_http());
+        tokio::spawn(serve_on(
+            plain,
+            redirect,
+            settings.connections,
+            None,
+            shutdown.clone(),
+        ));
+    }
     let stop = shutdown.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::info!("shutting down: ending open streams");
+        // First: nothing that follows (a log line included) may keep the bridge from stopping.
         stop.cancel();
+        tracing::info!("shutting down: ending open streams");
     });
-    serve_on(listener, app(state), settings.connections, shutdown).await;
+    let tls = tls.map(|t| t.tls.clone());
+    serve_on(listener, app(state), settings.connections, tls, shutdown).await;
 
     tracing::info!("QR Bridge stopped");
     Ok(())
@@ -128,25 +154,34 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves `router` on `listener` until `shutdown`, then waits for the requests in flight (open
-/// event streams end on the same signal). Each connection must send a request head within
-/// `header_timeout` (hyper's own timer, which also closes idle keep-alive connections), and at
-/// most `max_connections` are open: the rest wait in the listen queue (`request_timeout` is the
-/// router's own layer, see [`app`]). The router sees the peer as `ConnectInfo<SocketAddr>`.
+/// event streams end on the same signal). Each connection must finish its TLS handshake (when
+/// `tls` is given) and send a request head within `header_timeout` (hyper's own timer for
+/// HTTP/1.1, which also closes idle keep-alive connections), and at most `max_connections` are
+/// open: the rest wait in the listen queue (`request_timeout` is the router's own layer, see
+/// [`app`]). The router sees the peer as `ConnectInfo<SocketAddr>`.
 pub async fn serve_on(
     listener: TcpListener,
     router: Router,
     limits: Connections,
+    tls: Option<Arc<Tls>>,
     shutdown: CancellationToken,
 ) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
 
-    // HTTP/1.1 only, as before: its timer runs from the first byte a connection owes, so an idle
-    // or slow connection is closed by hyper itself.
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
+    // HTTP/2 only over TLS, chosen through ALPN. Each connection counts once against
+    // `max_connections` however many streams it carries, so streams are kept few; pings find
+    // peers that went away without closing.
+    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    http2
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_STREAMS)
+        .keep_alive_interval(Some(limits.header_timeout))
+        .keep_alive_timeout(limits.header_timeout);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let places = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     loop {
@@ -170,22 +205,37 @@ pub async fn serve_on(
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = router.clone().map_request(
+        let service = TowerToHyperService::new(router.clone().map_request(
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
                 request
                     .extensions_mut()
                     .insert(axum::extract::ConnectInfo(peer));
                 request
             },
-        );
-        let connection =
-            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
+        ));
+        let watcher = graceful.watcher();
+        let (http1, http2, tls) = (http1.clone(), http2.clone(), tls.clone());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended");
+            let _place = place;
+            let Some(tls) = tls else {
+                let served = watcher.watch(http1.serve_connection(TokioIo::new(stream), service));
+                return log_end(served.await);
+            };
+            match tokio::time::timeout(limits.header_timeout, tls.accept(stream)).await {
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Ok(Ok(Accepted::Challenge)) => tracing::debug!(%peer, "answered an ACME check"),
+                Ok(Ok(Accepted::Http { stream, h2: true })) => log_end(
+                    watcher
+                        .watch(http2.serve_connection(TokioIo::new(stream), service))
+                        .await,
+                ),
+                Ok(Ok(Accepted::Http { stream, h2: false })) => log_end(
+                    watcher
+                        .watch(http1.serve_connection(TokioIo::new(stream), service))
+                        .await,
+                ),
             }
-            drop(place);
         });
     }
     drop(listener);
@@ -195,6 +245,58 @@ pub async fn serve_on(
         .is_err()
     {
         tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; stopping anyway");
+    }
+}
+
+/// Streams at once on one HTTP/2 connection: a page's assets and an event stream, with room.
+const H2_STREAMS: u32 = 32;
+
+fn log_end(served: Result<(), hyper::Error>) {
+    if let Err(e) = served {
+        tracing::debug!(error = %e, "connection ended");
+    }
+}
+
+/// Who can use the bridge, said once at start: a phone needs HTTPS with a certificate it trusts
+/// (browsers make an exception for `localhost` alone, which a phone cannot reach).
+struct Reach<'a>(&'a Settings);
+
+impl Reach<'_> {
+    fn of(settings: &Settings) -> Reach<'_> {
+        Reach(settings)
+    }
+}
+
+impl std::fmt::Display for Reach<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let settings = self.0;
+        let origin = &settings.public_origin;
+        match &settings.tls {
+            Some(crate::tls::Source::Files(files)) => write!(
+                f,
+                "open {origin} : phones can use it if they trust the certificate in {} \
+                 (one from a public CA, or your own CA installed on the phone)",
+                files.cert.display()
+            ),
+            Some(crate::tls::Source::Acme(acme)) => write!(
+                f,
+                "open {origin} : phones can use it once its certificate from {} is there \
+                 (the first start orders it; DNS for {} must point here)",
+                acme.directory,
+                acme.domains.join(", ")
+            ),
+            None if origin.starts_with("https://") => write!(
+                f,
+                "open {origin} : phones can use it through your HTTPS proxy \
+                 (the bridge itself speaks plain HTTP on {})",
+                settings.addr
+            ),
+            None => write!(
+                f,
+                "open {origin} : on this computer only. A phone needs HTTPS with a certificate it \
+                 trusts: set tls_cert and tls_key, or [acme] (README, \"Deploy\")"
+            ),
+        }
     }
 }
 
@@ -214,4 +316,38 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
     tokio::select! { () = interrupt => {}, () = terminate => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reach(toml: &str) -> String {
+        Reach::of(&Settings::from_toml(toml).unwrap()).to_string()
+    }
+
+    #[test]
+    fn the_start_says_whether_a_phone_can_use_the_bridge() {
+        let plain = reach("addr = \"127.0.0.1:3000\"");
+        assert!(
+            plain.starts_with("open http://localhost:3000 : on this computer only"),
+            "{plain}"
+        );
+        let proxied = reach("public_origin = \"https://bridge.example.com\"");
+        assert!(proxied.contains("through your HTTPS proxy"), "{proxied}");
+        let files = reach(
+            "addr = \"0.0.0.0:443\"\ntls_cert = \"/etc/tls/c.pem\"\ntls_key = \"/etc/tls/k.pem\"",
+        );
+        assert!(
+            files.starts_with("open https://localhost : phones can use it if they trust")
+                && files.contains("/etc/tls/c.pem"),
+            "{files}"
+        );
+        let acme = reach("addr = \"0.0.0.0:8443\"\n[acme]\ndomains = [\"bridge.example.com\"]");
+        assert!(
+            acme.starts_with("open https://bridge.example.com:8443 : phones can use it once")
+                && acme.contains("letsencrypt.org"),
+            "{acme}"
+        );
+    }
 }

@@ -17,6 +17,7 @@ use crate::apps::{
 };
 use crate::limits::{Limits, TrustedProxies};
 pub use crate::store::StoreKind;
+use crate::tls::{self, TlsFiles, acme};
 
 /// The settings file's shape. Unknown keys are errors, so a typo never silently falls back to a default.
 #[derive(Debug, Deserialize)]
@@ -60,7 +61,46 @@ struct File {
     #[serde(default = "default_stream_heartbeat", with = "humantime_serde")]
     stream_heartbeat: Duration,
     #[serde(default)]
+    tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    tls_key: Option<PathBuf>,
+    #[serde(default = "default_tls_watch_every", with = "humantime_serde")]
+    tls_watch_every: Duration,
+    #[serde(default)]
+    acme: Option<AcmeFile>,
+    #[serde(default)]
+    redirect_addr: Option<SocketAddr>,
+    #[serde(default)]
     apps: Vec<AppConfig>,
+}
+
+/// The `[acme]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcmeFile {
+    domains: Vec<String>,
+    #[serde(default)]
+    contact: Vec<String>,
+    #[serde(default = "default_acme_directory")]
+    directory: String,
+    #[serde(default)]
+    cache_dir: Option<PathBuf>,
+    #[serde(default = "default_acme_challenge")]
+    challenge: String,
+    #[serde(default)]
+    directory_ca: Option<PathBuf>,
+}
+
+fn default_acme_directory() -> String {
+    acme::LETS_ENCRYPT.to_owned()
+}
+
+fn default_acme_challenge() -> String {
+    "tls-alpn-01".to_owned()
+}
+
+fn default_tls_watch_every() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn default_header_timeout() -> Duration {
@@ -133,6 +173,10 @@ pub struct Settings {
     /// What is allowed but probably a mistake: said loudly at start.
     pub warnings: Vec<String>,
     pub connections: Connections,
+    /// HTTPS in the binary: certificate files or ACME.
+    pub tls: Option<tls::Source>,
+    /// A plain-HTTP listener that only redirects to HTTPS (and answers ACME HTTP-01 checks).
+    pub redirect_addr: Option<SocketAddr>,
 }
 
 /// How long and how many connections may take.
@@ -189,11 +233,51 @@ impl Settings {
 }
 
 impl File {
-    fn check(self) -> Result<Settings, Invalid> {
-        let public_origin = match &self.public_origin {
-            Some(text) => parse_origin(text).map_err(|p| Invalid::new("public_origin", p))?,
-            None => format!("http://localhost:{}", self.addr.port()),
+    fn check(mut self) -> Result<Settings, Invalid> {
+        let tls = self.tls()?;
+        let port = match self.addr.port() {
+            443 if tls.is_some() => String::new(),
+            port => format!(":{port}"),
         };
+        let public_origin = match (&self.public_origin, &tls) {
+            (Some(text), _) => parse_origin(text).map_err(|p| Invalid::new("public_origin", p))?,
+            (None, Some(tls::Source::Acme(acme))) => format!("https://{}{port}", acme.domains[0]),
+            (None, Some(tls::Source::Files(_))) => format!("https://localhost{port}"),
+            (None, None) => format!("http://localhost{port}"),
+        };
+        let https = public_origin.starts_with("https://");
+        if tls.is_some() && !https {
+            return Err(Invalid::new(
+                "public_origin",
+                "must be https:// when the bridge serves HTTPS itself (tls_cert or [acme])",
+            ));
+        }
+        if self.redirect_addr.is_some() && !https {
+            return Err(Invalid::new(
+                "redirect_addr",
+                "redirects to HTTPS: set tls_cert and tls_key, or [acme], or an https:// public_origin served by your proxy",
+            ));
+        }
+        if let Some(tls::Source::Acme(acme)) = &tls {
+            if acme.challenge == acme::Challenge::Http01 && self.redirect_addr.is_none() {
+                return Err(Invalid::new(
+                    "acme.challenge",
+                    "\"http-01\" is answered on port 80: set redirect_addr (e.g. \"0.0.0.0:80\"), or use \"tls-alpn-01\"",
+                ));
+            }
+            let host = url::Url::parse(&public_origin)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned));
+            if !host.as_ref().is_some_and(|h| acme.domains.contains(h)) {
+                return Err(Invalid::new(
+                    "public_origin",
+                    format!(
+                        "its host must be one of acme.domains ({})",
+                        acme.domains.join(", ")
+                    ),
+                ));
+            }
+        }
         let bridge_host = url::Url::parse(&public_origin)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
@@ -320,6 +404,8 @@ impl File {
                 max_connections: self.max_connections,
                 stream_heartbeat: self.stream_heartbeat,
             },
+            tls,
+            redirect_addr: self.redirect_addr,
             warnings: proxies
                 .trusts_everyone()
                 .then(|| {
@@ -333,6 +419,92 @@ impl File {
                 .collect(),
             proxies,
         })
+    }
+}
+
+impl File {
+    /// `tls_cert` and `tls_key` together, or `[acme]`, or neither.
+    fn tls(&mut self) -> Result<Option<tls::Source>, Invalid> {
+        let files = match (self.tls_cert.take(), self.tls_key.take()) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert,
+                key,
+                watch_every: self.tls_watch_every,
+            }),
+            (None, None) => None,
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(Invalid::new(
+                    "tls_cert",
+                    "tls_cert and tls_key go together: both PEM files, or neither",
+                ));
+            }
+        };
+        if self.tls_watch_every < Duration::from_millis(100) {
+            return Err(Invalid::new(
+                "tls_watch_every",
+                "must be at least 100ms (e.g. \"10s\")",
+            ));
+        }
+        let Some(table) = self.acme.take() else {
+            return Ok(files.map(tls::Source::Files));
+        };
+        if files.is_some() {
+            return Err(Invalid::new(
+                "acme",
+                "[acme] obtains the certificate itself: remove tls_cert and tls_key, or the [acme] table",
+            ));
+        }
+        if table.domains.is_empty() {
+            return Err(Invalid::new(
+                "acme.domains",
+                "names no domain (e.g. [\"bridge.example.com\"])",
+            ));
+        }
+        for domain in &table.domains {
+            match url::Host::parse(domain) {
+                Ok(url::Host::Domain(d)) if d == *domain && d.contains('.') && !d.contains('*') => {
+                }
+                _ => {
+                    return Err(Invalid::new(
+                        "acme.domains",
+                        format!(
+                            "{domain:?} is not a lower-case DNS name a CA can issue for (no IP addresses, no wildcards)"
+                        ),
+                    ));
+                }
+            }
+        }
+        let challenge = match table.challenge.as_str() {
+            "tls-alpn-01" => acme::Challenge::TlsAlpn01,
+            "http-01" => acme::Challenge::Http01,
+            other => {
+                return Err(Invalid::new(
+                    "acme.challenge",
+                    format!("{other:?}: expected \"tls-alpn-01\" or \"http-01\""),
+                ));
+            }
+        };
+        url::Url::parse(&table.directory)
+            .ok()
+            .filter(|u| u.scheme() == "https")
+            .ok_or_else(|| Invalid::new("acme.directory", "must be an https:// URL"))?;
+        Ok(Some(tls::Source::Acme(acme::Acme {
+            domains: table.domains,
+            contact: table
+                .contact
+                .into_iter()
+                .map(|c| match c.strip_prefix("mailto:") {
+                    Some(_) => c,
+                    None => format!("mailto:{c}"),
+                })
+                .collect(),
+            directory: table.directory,
+            cache_dir: table
+                .cache_dir
+                .unwrap_or_else(|| self.data_dir.join("acme")),
+            challenge,
+            directory_ca: table.directory_ca,
+        })))
     }
 }
 

@@ -33,3 +33,26 @@ pub fn redis_url() -> Option<String> {
         })
         .clone()
 }
+
+/// The program `name` (pebble, nginx, redis-server) from `PATH` or `/usr/sbin`, or `None`: the
+/// test that runs it then returns early, saying so. `.ci/test` sets `QRB_REQUIRE_TOOLS`, so that
+/// in CI a missing program fails instead (`.ci/install` installs them).
+#[allow(dead_code)] // Only the API tests start programs.
+pub fn tool(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("QRB_REQUIRE_TOOLS").is_none(),
+            "QRB_REQUIRE_TOOLS is set but {name} is not installed (.ci/install installs it)"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: skipping a test that needs {name}: it is not installed (.ci/install installs it)"
+        );
+    }
+    found
+}

@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -10,7 +11,7 @@ use serde_json::Value;
 use crate::helpers::{BRIDGE_ORIGIN, Client};
 use crate::phone::Phone;
 
-const BIN: &str = env!("CARGO_BIN_EXE_qr-bridge");
+pub const BIN: &str = env!("CARGO_BIN_EXE_qr-bridge");
 
 const BASE: &str = r#"# my bridge
 public_origin = "https://bridge.test"
@@ -36,7 +37,15 @@ fn qr_bridge(config: &Path, args: &[&str]) -> std::process::Output {
 }
 
 /// Starts `qr-bridge serve` and returns it with the address it reports, or its error output if it exits.
-fn serve(config: &Path, env: &[(&str, &str)]) -> Result<(std::process::Child, String), String> {
+pub fn serve(config: &Path, env: &[(&str, &str)]) -> Result<(std::process::Child, String), String> {
+    serve_logged(config, env).map(|(child, line, _)| (child, line))
+}
+
+/// [`serve`], with the rest of the bridge's log lines as they come.
+pub fn serve_logged(
+    config: &Path,
+    env: &[(&str, &str)],
+) -> Result<(std::process::Child, String, Receiver<String>), String> {
     let mut child = Command::new(BIN)
         .arg("--config")
         .arg(config)
@@ -65,7 +74,7 @@ fn serve(config: &Path, env: &[(&str, &str)]) -> Result<(std::process::Child, St
         seen.push_str(&line);
         seen.push('\n');
         if line.contains("listening on") {
-            return Ok((child, line));
+            return Ok((child, line, rx));
         }
     }
     seen.push_str("(no \"listening on\" within 20 s)\n");
@@ -74,9 +83,22 @@ fn serve(config: &Path, env: &[(&str, &str)]) -> Result<(std::process::Child, St
     Err(seen)
 }
 
-/// `host:port` from the server's "listening on http://…" line.
-fn listening_on(line: &str) -> String {
-    line.split("http://")
+/// The first of the bridge's next log lines that contains `text`, within `within`.
+pub fn wait_for_line(lines: &Receiver<String>, text: &str, within: Duration) -> Option<String> {
+    let deadline = Instant::now() + within;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(text) => return Some(line),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// `host:port` from the server's "listening on http(s)://…" line (or any line naming a URL).
+pub fn listening_on(line: &str) -> String {
+    line.split("://")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap()

@@ -367,6 +367,7 @@ impl TestApp {
             listener,
             router,
             connections,
+            None,
             stop,
         ));
         TestApp {

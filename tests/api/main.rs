@@ -4,8 +4,10 @@ mod attacks;
 mod cli;
 mod connections;
 mod cross_device;
+
 mod headers;
 mod helpers;
+mod https;
 mod keys;
 #[path = "../kit/mod.rs"]
 mod kit;
