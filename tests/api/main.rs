@@ -4,6 +4,7 @@ mod attacks;
 mod cli;
 mod connections;
 mod cross_device;
+mod deploy;
 
 mod headers;
 mod helpers;
