@@ -1,5 +1,6 @@
 //! The HTTP server: one router for the API and the pages over shared state, served with graceful shutdown.
 
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::limits;
+use crate::limits::Activity;
 use crate::settings::{Connections, Settings, StoreKind};
 use crate::state::AppState;
 use crate::store;
@@ -181,7 +183,15 @@ pub async fn serve_on(
         .timer(TokioTimer::new())
         .max_concurrent_streams(H2_STREAMS)
         .keep_alive_interval(Some(limits.header_timeout))
-        .keep_alive_timeout(limits.header_timeout);
+        .keep_alive_timeout(limits.header_timeout)
+        // Request bodies are a few KB of JSON: small windows and buffers bound what one
+        // connection can make the bridge hold, whatever its number of streams.
+        .initial_stream_window_size(64 * 1024)
+        .initial_connection_window_size(256 * 1024)
+        .max_send_buf_size(64 * 1024)
+        .max_header_list_size(16 * 1024)
+        .max_pending_accept_reset_streams(Some(20))
+        .max_local_error_reset_streams(Some(256));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let places = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     loop {
@@ -215,6 +225,7 @@ pub async fn serve_on(
         ));
         let watcher = graceful.watcher();
         let (http1, http2, tls) = (http1.clone(), http2.clone(), tls.clone());
+        let router = router.clone();
         tokio::spawn(async move {
             let _place = place;
             let Some(tls) = tls else {
@@ -225,11 +236,30 @@ pub async fn serve_on(
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Ok(Ok(Accepted::Challenge)) => tracing::debug!(%peer, "answered an ACME check"),
-                Ok(Ok(Accepted::Http { stream, h2: true })) => log_end(
-                    watcher
-                        .watch(http2.serve_connection(TokioIo::new(stream), service))
-                        .await,
-                ),
+                Ok(Ok(Accepted::Http { stream, h2: true })) => {
+                    let activity = Activity::default();
+                    let tracked = activity.clone();
+                    let service = TowerToHyperService::new(tower::service_fn(
+                        move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                            let busy = tracked.begin();
+                            request
+                                .extensions_mut()
+                                .insert(axum::extract::ConnectInfo(peer));
+                            let answer = router.clone().oneshot(request);
+                            async move { Ok::<_, Infallible>(Activity::hold(busy, answer.await?)) }
+                        },
+                    ));
+                    let served =
+                        watcher.watch(http2.serve_connection(TokioIo::new(stream), service));
+                    // What header_timeout is to HTTP/1.1: no request (or no preface) for that
+                    // long, and nothing in flight, closes the connection and frees its place.
+                    tokio::select! {
+                        end = served => log_end(end),
+                        () = activity.idle_for(limits.header_timeout) => {
+                            tracing::debug!(%peer, "closed an idle HTTP/2 connection");
+                        }
+                    }
+                }
                 Ok(Ok(Accepted::Http { stream, h2: false })) => log_end(
                     watcher
                         .watch(http1.serve_connection(TokioIo::new(stream), service))
@@ -249,7 +279,7 @@ pub async fn serve_on(
 }
 
 /// Streams at once on one HTTP/2 connection: a page's assets and an event stream, with room.
-const H2_STREAMS: u32 = 32;
+const H2_STREAMS: u32 = 16;
 
 fn log_end(served: Result<(), hyper::Error>) {
     if let Err(e) = served {
@@ -271,7 +301,17 @@ impl std::fmt::Display for Reach<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let settings = self.0;
         let origin = &settings.public_origin;
+        let local = url::Url::parse(origin)
+            .ok()
+            .and_then(|u| u.host_str().map(crate::apps::is_local_host))
+            .unwrap_or(true);
         match &settings.tls {
+            // A phone's localhost is the phone: HTTPS does not change that.
+            Some(_) if local => write!(
+                f,
+                "open {origin} : on this computer only. For a phone, set public_origin to the \
+                 name in the certificate, which the phone resolves to this machine"
+            ),
             Some(crate::tls::Source::Files(files)) => write!(
                 f,
                 "open {origin} : phones can use it if they trust the certificate in {} \
@@ -335,13 +375,18 @@ mod tests {
         );
         let proxied = reach("public_origin = \"https://bridge.example.com\"");
         assert!(proxied.contains("through your HTTPS proxy"), "{proxied}");
-        let files = reach(
-            "addr = \"0.0.0.0:443\"\ntls_cert = \"/etc/tls/c.pem\"\ntls_key = \"/etc/tls/k.pem\"",
-        );
+        let files =
+            "addr = \"127.0.0.1:443\"\ntls_cert = \"/etc/tls/c.pem\"\ntls_key = \"/etc/tls/k.pem\"";
+        let local = reach(files);
         assert!(
-            files.starts_with("open https://localhost : phones can use it if they trust")
-                && files.contains("/etc/tls/c.pem"),
-            "{files}"
+            local.starts_with("open https://localhost : on this computer only"),
+            "{local}"
+        );
+        let named = reach(&format!("{files}\npublic_origin = \"https://bridge.lan\""));
+        assert!(
+            named.starts_with("open https://bridge.lan : phones can use it if they trust")
+                && named.contains("/etc/tls/c.pem"),
+            "{named}"
         );
         let acme = reach("addr = \"0.0.0.0:8443\"\n[acme]\ndomains = [\"bridge.example.com\"]");
         assert!(

@@ -245,6 +245,16 @@ impl File {
             (None, Some(tls::Source::Files(_))) => format!("https://localhost{port}"),
             (None, None) => format!("http://localhost{port}"),
         };
+        if matches!(tls, Some(tls::Source::Files(_)))
+            && self.public_origin.is_none()
+            && !self.addr.ip().is_loopback()
+        {
+            return Err(Invalid::new(
+                "public_origin",
+                "must name the host in the certificate when the bridge serves HTTPS beyond this \
+                 machine (e.g. \"https://bridge.example.com\"): passkeys belong to that name",
+            ));
+        }
         let https = public_origin.starts_with("https://");
         if tls.is_some() && !https {
             return Err(Invalid::new(
@@ -258,7 +268,23 @@ impl File {
                 "redirects to HTTPS: set tls_cert and tls_key, or [acme], or an https:// public_origin served by your proxy",
             ));
         }
+        let mut warnings = Vec::new();
         if let Some(tls::Source::Acme(acme)) = &tls {
+            // The CA checks on the standard ports; another may be forwarded to, so only a warning.
+            let checked_on = match acme.challenge {
+                acme::Challenge::TlsAlpn01 => Some(("addr", self.addr.port(), 443)),
+                acme::Challenge::Http01 => {
+                    self.redirect_addr.map(|a| ("redirect_addr", a.port(), 80))
+                }
+            };
+            if let Some((key, port, standard)) = checked_on
+                && port != standard
+            {
+                warnings.push(format!(
+                    "the ACME CA checks the name on port {standard}, and {key} listens on {port}: \
+                     forward {standard} to it, or no certificate will come"
+                ));
+            }
             if acme.challenge == acme::Challenge::Http01 && self.redirect_addr.is_none() {
                 return Err(Invalid::new(
                     "acme.challenge",
@@ -416,6 +442,7 @@ impl File {
                     )
                 })
                 .into_iter()
+                .chain(warnings)
                 .collect(),
             proxies,
         })
@@ -643,6 +670,41 @@ mod tests {
     fn an_old_signing_key_setting_says_what_to_do() {
         let err = message(&format!("signing_key = \"data/k.pem\"\n{APP}"));
         assert!(err.contains("qr-bridge keys import data/k.pem"), "{err}");
+    }
+
+    #[test]
+    fn https_settings_that_could_not_reach_a_phone_say_so() {
+        let files = "tls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"";
+        // Beyond this machine, passkeys belong to a name: it must be given.
+        let err = message(&format!("addr = \"0.0.0.0:443\"\n{files}"));
+        assert!(err.contains("public_origin"), "{err}");
+        let ok = Settings::from_toml(&format!(
+            "addr = \"0.0.0.0:443\"\npublic_origin = \"https://bridge.example.com\"\n{files}"
+        ))
+        .unwrap();
+        assert!(ok.warnings.is_empty(), "{:?}", ok.warnings);
+        assert_eq!(
+            Settings::from_toml(files).unwrap().public_origin,
+            "https://localhost:3000"
+        );
+        // The CA checks on 443: another port only works when forwarded, which is said.
+        let acme = Settings::from_toml(
+            "addr = \"0.0.0.0:8443\"\n[acme]\ndomains = [\"bridge.example.com\"]",
+        )
+        .unwrap();
+        assert!(
+            acme.warnings
+                .iter()
+                .any(|w| w.contains("port 443") && w.contains("8443")),
+            "{:?}",
+            acme.warnings
+        );
+        let Some(tls::Source::Acme(settings)) = acme.tls else {
+            panic!("ACME settings")
+        };
+        assert_eq!(settings.contact, Vec::<String>::new());
+        assert_eq!(settings.cache_dir, PathBuf::from("data/acme"));
+        assert_eq!(settings.directory, acme::LETS_ENCRYPT);
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Rate limits: which windows each operation counts against, how many streams may be open, and who the client is behind proxies.
+//! Rate limits: which windows each operation counts against, how many streams may be open, when an HTTP/2 connection is idle, and who the client is behind proxies.
 
 mod counters;
+mod idle;
 mod proxies;
 mod streams;
 
@@ -12,6 +13,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 pub use counters::{Counter, MemoryCounter, RedisCounter, counter};
+pub use idle::Activity;
 pub use proxies::TrustedProxies;
 pub use streams::{OpenStreams, StreamSlot};
 

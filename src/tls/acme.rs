@@ -41,6 +41,7 @@ pub struct Acme {
 /// Starts ordering (or loads the cached certificate) in the background until `stop`. Handshakes
 /// fail until a certificate is there; each step is logged.
 pub fn start(acme: &Acme, stop: CancellationToken) -> anyhow::Result<Serving> {
+    private_folder(&acme.cache_dir)?;
     let config = match &acme.directory_ca {
         // The Web PKI's roots, as rustls-acme ships them.
         None => AcmeConfig::new_with_provider(&acme.domains, provider()),
@@ -90,4 +91,21 @@ pub fn start(acme: &Acme, stop: CancellationToken) -> anyhow::Result<Serving> {
         tls: Arc::new(tls),
         http01: (acme.challenge == Challenge::Http01).then_some(resolver),
     })
+}
+
+/// The cache holds the account's and the certificate's private keys, which rustls-acme writes
+/// with the process's umask: the folder is made the owner's alone. One that cannot be written
+/// would make every restart order a new certificate (Let's Encrypt allows 5 a week), so it stops
+/// the start instead.
+fn private_folder(dir: &std::path::Path) -> anyhow::Result<()> {
+    let failed = |e: std::io::Error| anyhow::anyhow!("acme.cache_dir {}: {e}", dir.display());
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
+    }
+    let probe = dir.join(".writable");
+    std::fs::write(&probe, b"").map_err(failed)?;
+    std::fs::remove_file(&probe).map_err(failed)
 }

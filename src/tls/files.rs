@@ -64,7 +64,7 @@ impl Certificates {
     pub fn load(files: TlsFiles) -> Result<Self, PairError> {
         let (digest, key) = read_pair(&files)?;
         Ok(Certificates {
-            current: ArcSwap::from_pointee(key),
+            current: ArcSwap::from_pointee(key?),
             seen: Mutex::new(digest),
             files,
         })
@@ -73,7 +73,7 @@ impl Certificates {
     /// Loads the files again if their contents changed since last looked at. `Ok(true)` when a
     /// new pair is now served; on an error the pair being served stays.
     pub fn reload_if_changed(&self) -> Result<bool, PairError> {
-        let digest = digest_files(&self.files)?;
+        let (digest, parsed) = read_pair(&self.files)?;
         {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
             if *seen == digest {
@@ -81,8 +81,7 @@ impl Certificates {
             }
             *seen = digest;
         }
-        let (_, key) = read_pair(&self.files)?;
-        self.current.store(Arc::new(key));
+        self.current.store(Arc::new(parsed?));
         Ok(true)
     }
 
@@ -125,18 +124,9 @@ fn read(path: &Path) -> Result<Vec<u8>, PairError> {
     })
 }
 
-fn digest_files(files: &TlsFiles) -> Result<[u8; 32], PairError> {
-    let mut hash = Sha256::new();
-    for path in [&files.cert, &files.key] {
-        let bytes = read(path)?;
-        hash.update((bytes.len() as u64).to_be_bytes());
-        hash.update(&bytes);
-    }
-    Ok(hash.finalize().into())
-}
-
-fn read_pair(files: &TlsFiles) -> Result<([u8; 32], CertifiedKey), PairError> {
-    // Read once, digest what was read: a renewal landing between two reads is seen next time.
+/// The files' digest (read once: a renewal landing between two reads is seen next time), and
+/// the pair they hold or why they do not.
+fn read_pair(files: &TlsFiles) -> Result<([u8; 32], Result<CertifiedKey, PairError>), PairError> {
     let cert_pem = read(&files.cert)?;
     let key_pem = read(&files.key)?;
     let mut hash = Sha256::new();
@@ -144,8 +134,19 @@ fn read_pair(files: &TlsFiles) -> Result<([u8; 32], CertifiedKey), PairError> {
         hash.update((bytes.len() as u64).to_be_bytes());
         hash.update(bytes);
     }
+    Ok((
+        hash.finalize().into(),
+        parse_pair(files, &cert_pem, &key_pem),
+    ))
+}
+
+fn parse_pair(
+    files: &TlsFiles,
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<CertifiedKey, PairError> {
     let name = |p: &Path| p.display().to_string();
-    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| PairError::Read {
             path: name(&files.cert),
@@ -156,17 +157,15 @@ fn read_pair(files: &TlsFiles) -> Result<([u8; 32], CertifiedKey), PairError> {
             path: name(&files.cert),
         });
     }
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| PairError::NoKey {
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| PairError::NoKey {
         path: name(&files.key),
         why: e.to_string(),
     })?;
-    let certified =
-        CertifiedKey::from_der(chain, key, &provider()).map_err(|e| PairError::Mismatch {
-            cert: name(&files.cert),
-            key: name(&files.key),
-            why: e.to_string(),
-        })?;
-    Ok((hash.finalize().into(), certified))
+    CertifiedKey::from_der(chain, key, &provider()).map_err(|e| PairError::Mismatch {
+        cert: name(&files.cert),
+        key: name(&files.key),
+        why: e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -244,6 +244,35 @@ async fn the_binary_serves_https_from_certificate_files_and_picks_up_a_renewal()
         matches!(read, Ok(Ok(0)) | Ok(Err(_))),
         "a silent connection is closed after header_timeout: {read:?}"
     );
+
+    // So does one that finishes its handshake choosing HTTP/2, then never sends a request.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(der(&ca.pem()).into()).unwrap();
+    let mut client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    client.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("bridge.test").unwrap();
+    let mut quiet = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    assert_eq!(quiet.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buffer = [0u8; 1024];
+        // The bridge's own HTTP/2 preface (its settings) comes first, then the close.
+        while let Ok(1..) = quiet.read(&mut buffer).await {}
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "an idle HTTP/2 connection is closed after header_timeout"
+    );
 }
 
 #[test]
@@ -443,6 +472,10 @@ async fn the_binary_gets_its_certificate_from_an_acme_server_and_keeps_it_across
     let issuer = parsed.issuer().to_string();
     assert!(issuer.contains("Pebble"), "issued by pebble: {issuer}");
     sign_in_over(http, &base).await;
+    // The cache holds private keys: the owner's alone.
+    use std::os::unix::fs::PermissionsExt;
+    let cache = std::fs::metadata(dir.path().join("acme")).unwrap();
+    assert_eq!(cache.permissions().mode() & 0o777, 0o700);
     drop(first);
 
     // The cache keeps it: with pebble gone, a restart serves the same certificate at once.
