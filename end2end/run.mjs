@@ -7,12 +7,13 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createServer } from "node:net";
+import { createServer, connect } from "node:net";
 import { createServer as createHttpServer } from "node:http";
+import { get as httpsGet } from "node:https";
 import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -45,12 +46,24 @@ function freePort() {
   });
 }
 
-/** A bridge process on its own port, data directory and Redis prefix. */
-async function startBridge({ store, ttl }) {
-  const port = await freePort();
+/**
+ * A bridge process on its own port, data directory and Redis prefix. With `acme` (a started
+ * pebble), it serves https://bridge.test:<port> with the certificate it gets from pebble.
+ */
+async function startBridge({ store, ttl, acme = null, port = null }) {
+  port ??= await freePort();
   const dir = mkdtempSync(join(tmpdir(), "qrb-e2e-"));
   const prefix = `qrbe2e-${process.pid}-${port}`;
-  const origin = `http://localhost:${port}`;
+  const origin = acme ? `https://bridge.test:${port}` : `http://localhost:${port}`;
+  const tls = acme
+    ? `
+[acme]
+domains = ["bridge.test"]
+directory = "${acme.directory}"
+directory_ca = "${acme.apiCa}"
+cache_dir = "${join(dir, "acme")}"
+`
+    : "";
   const config = `
 addr = "127.0.0.1:${port}"
 public_origin = "${origin}"
@@ -68,19 +81,20 @@ name = "Acme Store"
 publishable_key = "${KEY}"
 secret_key_sha256 = "${"0".repeat(64)}"
 allowed_origins = ["${origin}"]
-rp_id = "localhost"
+rp_id = "${acme ? "bridge.test" : "localhost"}"
 open_signup = true
-`;
+${tls}`;
   writeFileSync(join(dir, "bridge.toml"), config);
   const child = spawn(binary, ["--config", join(dir, "bridge.toml"), "serve"], {
     cwd: root,
     env: { ...process.env, LEPTOS_SITE_ROOT: join(root, "target/site"), RUST_LOG: "warn" },
     stdio: ["ignore", "inherit", "inherit"],
   });
+  // With ACME, this also waits for the certificate: no handshake succeeds before it.
   const deadline = Date.now() + 30_000;
   for (;;) {
     try {
-      if ((await fetch(origin + "/pkg/qr-bridge.css")).ok) break;
+      if (acme ? (await getTrusting(acme.root, port, "/pkg/qr-bridge.css")).ok : (await fetch(origin + "/pkg/qr-bridge.css")).ok) break;
     } catch {}
     if (Date.now() > deadline) throw new Error(`bridge on ${origin} did not start`);
     await new Promise((r) => setTimeout(r, 100));
@@ -96,6 +110,94 @@ open_signup = true
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** GET https://bridge.test:<port><path> on 127.0.0.1, trusting only `ca` (PEM). */
+function getTrusting(ca, port, path, host = "bridge.test") {
+  return new Promise((resolve, reject) => {
+    const req = httpsGet({ host: "127.0.0.1", port, path, servername: host, headers: { host: `${host}:${port}` }, ca, timeout: 5_000 }, (res) => {
+      let body = "";
+      res.on("data", (chunk) => (body += chunk));
+      res.on("end", () => resolve({ ok: res.statusCode === 200, body }));
+    });
+    req.on("error", reject);
+    req.on("timeout", () => req.destroy(new Error("timed out")));
+  });
+}
+
+/** A port accepting connections on 127.0.0.1, within 20 s. */
+async function listening(port, what) {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const open = await new Promise((resolve) => {
+      const socket = connect(port, "127.0.0.1", () => { socket.end(); resolve(true); });
+      socket.on("error", () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > deadline) throw new Error(`${what} did not start on port ${port}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * pebble (Let's Encrypt's test CA) and its DNS server, which answers 127.0.0.1 for every name;
+ * it checks TLS-ALPN-01 at `tlsPort`. Its API's own certificate comes from a CA made here.
+ */
+async function startPebble(tlsPort) {
+  const dir = mkdtempSync(join(tmpdir(), "qrb-pebble-"));
+  const at = (name) => join(dir, name);
+  const openssl = (...args) => execFileSync("openssl", args, { stdio: "ignore" });
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  openssl("req", "-x509", ...ec, "-days", "2", "-subj", "/CN=pebble API test CA", "-keyout", at("ca-key.pem"), "-out", at("ca.pem"));
+  openssl("req", ...ec, "-subj", "/CN=localhost", "-keyout", at("key.pem"), "-out", at("csr.pem"));
+  writeFileSync(at("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+  openssl("x509", "-req", "-in", at("csr.pem"), "-CA", at("ca.pem"), "-CAkey", at("ca-key.pem"), "-CAcreateserial", "-days", "2", "-extfile", at("ext.cnf"), "-out", at("cert.pem"));
+  const [api, management, dns, dnsManagement, http] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+  writeFileSync(at("pebble.json"), JSON.stringify({ pebble: {
+    listenAddress: `127.0.0.1:${api}`, managementListenAddress: `127.0.0.1:${management}`,
+    certificate: at("cert.pem"), privateKey: at("key.pem"), httpPort: http, tlsPort,
+    ocspResponderURL: "", externalAccountBindingRequired: false,
+  } }));
+  const dnsServer = spawn("pebble-challtestsrv", ["-dns01", `127.0.0.1:${dns}`, "-management", `127.0.0.1:${dnsManagement}`,
+    "-http01", "", "-https01", "", "-tlsalpn01", "", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""], { stdio: "ignore" });
+  // No waits before validating, no nonces refused at random: the bridge is under test, not pebble.
+  const ca = spawn("pebble", ["-config", at("pebble.json"), "-dnsserver", `127.0.0.1:${dns}`],
+    { stdio: "ignore", env: { ...process.env, PEBBLE_VA_NOSLEEP: "1", PEBBLE_WFE_NONCEREJECT: "0" } });
+  await listening(dns, "pebble-challtestsrv");
+  await listening(api, "pebble");
+  const apiCa = readFileSync(at("ca.pem"));
+  // The root pebble issues from, made at its start: what the test browser will trust.
+  const root = (await getTrusting(apiCa, management, "/roots/0", "localhost")).body;
+  return {
+    directory: `https://127.0.0.1:${api}/dir`,
+    apiCa: at("ca.pem"),
+    root,
+    stop() {
+      ca.kill("SIGTERM");
+      dnsServer.kill("SIGTERM");
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Chromium trusting `root` as a CA, the way a phone trusts a public one: in the NSS database of a
+ * home of its own (certutil, from libnss3-tools), never by ignoring certificate errors (WebAuthn
+ * refuses pages with those). `bridge.test` resolves to 127.0.0.1.
+ */
+async function browserTrusting(root) {
+  const home = mkdtempSync(join(tmpdir(), "qrb-chromium-home-"));
+  const nss = join(home, ".pki", "nssdb");
+  mkdirSync(nss, { recursive: true });
+  writeFileSync(join(home, "root.pem"), root);
+  execFileSync("certutil", ["-d", `sql:${nss}`, "-N", "--empty-password"]);
+  execFileSync("certutil", ["-d", `sql:${nss}`, "-A", "-t", "C,,", "-n", "pebble root", "-i", join(home, "root.pem")]);
+  const trusting = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    env: { ...process.env, HOME: home },
+    args: [...CHROMIUM_ARGS, "--host-resolver-rules=MAP bridge.test 127.0.0.1"],
+  });
+  return { browser: trusting, home };
 }
 
 /** A phone: a mobile context whose browser holds a virtual platform authenticator. */
@@ -137,9 +239,9 @@ async function codeOn(desktop, url) {
  * A new person: a desktop shows a code, a phone with no passkey creates one and approves. Returns
  * the signed-in desktop, the phone now holding the passkey, and the user id. `step` sees each stage.
  */
-async function signUp(bridge, step = async () => {}) {
-  const desktop = await newDesktop(browser);
-  const phone = await newPhone(browser);
+async function signUp(bridge, step = async () => {}, on = browser) {
+  const desktop = await newDesktop(on);
+  const phone = await newPhone(on);
   const link = await codeOn(desktop.page, bridge.origin + "/");
   assert.match(link, new RegExp(`^${bridge.origin}/bridge/[0-9a-f-]{36}$`));
   await step("1-desktop-code", desktop.page, null);
@@ -172,18 +274,20 @@ async function shoot(store, name, desktop, phone) {
   if (phone) await phone.screenshot({ path: join(results, store, `${name}-phone.png`) });
 }
 
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
+  args: CHROMIUM_ARGS,
 });
 
 for (const store of ["memory", "redis"]) {
@@ -363,6 +467,33 @@ for (const store of ["memory", "redis"]) {
     });
   });
 }
+
+// What a phone needs: HTTPS with a certificate it trusts. The bridge gets one from pebble by
+// itself (ACME, TLS-ALPN-01), and the browser trusts pebble's root as it would a public CA's.
+describe("QR Bridge over HTTPS, its certificate from an ACME server (pebble)", { concurrency: false }, () => {
+  let pebble, bridge, trusting;
+  before(async () => {
+    const port = await freePort();
+    pebble = await startPebble(port);
+    bridge = await startBridge({ store: "memory", ttl: "5m", acme: pebble, port });
+    trusting = await browserTrusting(pebble.root);
+  });
+  after(async () => {
+    await trusting?.browser.close();
+    if (trusting) rmSync(trusting.home, { recursive: true, force: true });
+    bridge?.stop();
+    pebble?.stop();
+  });
+
+  test("a first visit creates a passkey on the phone and signs the desktop in, over HTTPS", async () => {
+    const { desktop, phone } = await signUp(bridge, (name, d, p) => shoot("https", name, d, p), trusting.browser);
+    assert.ok(desktop.page.url().startsWith("https://bridge.test:"), desktop.page.url());
+    const security = await (await phone.context.newCDPSession(phone.page)).send("Runtime.evaluate", { expression: "window.isSecureContext", returnByValue: true });
+    assert.equal(security.result.value, true, "the approval page is a secure context");
+    await desktop.context.close();
+    await phone.context.close();
+  });
+});
 
 after(async () => {
   await browser.close();

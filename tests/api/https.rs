@@ -337,8 +337,8 @@ impl Drop for Pebble {
 }
 
 impl Pebble {
-    /// Starts both, validating TLS-ALPN-01 at `tls_port` on 127.0.0.1.
-    fn start(dir: &Path, pebble: &Path, tls_port: u16) -> Pebble {
+    /// Starts both, validating TLS-ALPN-01 at `tls_port` and HTTP-01 at `http_port` on 127.0.0.1.
+    fn start(dir: &Path, pebble: &Path, tls_port: u16, http_port: u16) -> Pebble {
         let challtestsrv = pebble.with_file_name("pebble-challtestsrv");
         let ca = Ca::new("pebble API test CA");
         let (cert, key) = ca.issue(&["localhost", "127.0.0.1"]);
@@ -353,7 +353,7 @@ impl Pebble {
             "managementListenAddress": format!("127.0.0.1:{management}"),
             "certificate": dir.join("pebble-cert.pem"),
             "privateKey": dir.join("pebble-key.pem"),
-            "httpPort": free_port(),
+            "httpPort": http_port,
             "tlsPort": tls_port,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": false,
@@ -427,7 +427,7 @@ async fn the_binary_gets_its_certificate_from_an_acme_server_and_keeps_it_across
     };
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let pebble = Pebble::start(dir.path(), &pebble_bin, port);
+    let pebble = Pebble::start(dir.path(), &pebble_bin, port, free_port());
     let config = dir.path().join("bridge.toml");
     let extra = format!(
         "[acme]\ndomains = [\"bridge.test\"]\ncontact = [\"ops@bridge.test\"]\n\
@@ -486,4 +486,47 @@ async fn the_binary_gets_its_certificate_from_an_acme_server_and_keeps_it_across
     wait_for_line(&lines, "DeployedCachedCert", Duration::from_secs(10))
         .expect("the cached certificate is used");
     assert_eq!(served_certificate(&root, addr).await, Ok(served));
+}
+
+#[tokio::test]
+async fn with_http_01_the_redirect_listener_answers_the_acme_server() {
+    let Some(pebble_bin) = tool("pebble") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (port, plain) = (free_port(), free_port());
+    let pebble = Pebble::start(dir.path(), &pebble_bin, free_port(), plain);
+    let config = dir.path().join("bridge.toml");
+    let extra = format!(
+        "redirect_addr = \"127.0.0.1:{plain}\"\n[acme]\ndomains = [\"bridge.test\"]\n\
+         challenge = \"http-01\"\ndirectory = \"{}\"\ndirectory_ca = \"{}\"",
+        pebble.directory,
+        pebble.api_ca.display()
+    );
+    std::fs::write(&config, settings_toml("5m", dir.path(), &extra)).unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let (bridge, _, lines) = serve_logged(&config, &[("QR_BRIDGE_ADDR", &addr)]).expect("serves");
+    let _bridge = Running(Some(bridge));
+    // pebble's TLS-ALPN-01 port is nobody's: only the plain listener can have proven the name.
+    let deployed = wait_for_line(&lines, "DeployedNewCert", Duration::from_secs(60));
+    assert!(
+        deployed.is_some(),
+        "no certificate over HTTP-01 within 60 s; pebble said: {}",
+        std::fs::read_to_string(dir.path().join("pebble.log")).unwrap_or_default()
+    );
+    let root = pebble.root().await;
+    let served = served_certificate(&root, addr.parse().unwrap()).await;
+    assert!(served.is_ok(), "{served:?}");
+    // The plain listener still only redirects what is not a live challenge.
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!(
+            "http://127.0.0.1:{plain}/.well-known/acme-challenge/guessed"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
