@@ -108,6 +108,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.addr))?;
     let store_name = match &settings.store {
         StoreKind::Memory => "embedded (memory)".to_owned(),
+        StoreKind::Redis { url } if store::cluster_nodes(url).is_some() => {
+            "redis cluster".to_owned()
+        }
         StoreKind::Redis { .. } => "redis".to_owned(),
     };
     let scheme = if tls.is_some() { "https" } else { "http" };

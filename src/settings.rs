@@ -310,17 +310,30 @@ impl File {
             .ok_or_else(|| Invalid::new("public_origin", "has no host"))?;
         let store = match self.store.trim() {
             "memory" => StoreKind::Memory,
-            url if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                redis::Client::open(url)
-                    .map_err(|e| Invalid::new("store", format!("not a usable Redis URL: {e}")))?;
+            url if url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || crate::store::cluster_nodes(url).is_some() =>
+            {
+                let nodes =
+                    crate::store::cluster_nodes(url).unwrap_or_else(|| vec![url.to_owned()]);
+                for node in &nodes {
+                    redis::Client::open(node.as_str()).map_err(|e| {
+                        Invalid::new("store", format!("not a usable Redis URL: {e}"))
+                    })?;
+                }
                 StoreKind::Redis {
                     url: url.to_owned(),
                 }
             }
             other => {
+                // Only the scheme: what follows may be a password.
+                let scheme = other.split("://").next().unwrap_or_default();
                 return Err(Invalid::new(
                     "store",
-                    format!("{other:?}: expected \"memory\" or a redis:// URL"),
+                    format!(
+                        "a {scheme:?} URL: expected \"memory\", a redis:// URL or \
+                         redis+cluster://host:port,host:port"
+                    ),
                 ));
             }
         };

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 use crate::clock::Clock;
 use crate::store::StoreKind;
@@ -53,7 +52,7 @@ impl Counter for MemoryCounter {
 
 /// Windows in Redis, so a limit holds across every instance sharing it.
 pub struct RedisCounter {
-    conn: ConnectionManager,
+    conn: crate::store::RedisConnection,
     prefix: String,
     script: Script,
 }
@@ -72,9 +71,8 @@ return {n, left}
 
 impl RedisCounter {
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
         // Fails fast like the store: a limit that cannot be counted lets the request through.
-        let conn = crate::store::redis_manager(&client)
+        let conn = crate::store::redis_connect(url)
             .await
             .map_err(|e| e.to_string())?;
         Ok(Self {

@@ -1,4 +1,4 @@
-//! The behaviour every store promises, run against each backend (Redis at `REDIS_URL`).
+//! The behaviour every store promises, run against each backend (Redis at `REDIS_URL`, and a Redis Cluster of the tests' own).
 //!
 //! Longer than 400 lines: a test suite, one function per promise, and each runs on both backends.
 
@@ -59,6 +59,17 @@ async fn redis() -> Option<(Arc<dyn Store>, Option<Cleanup>)> {
         .await
         .expect("Redis at REDIS_URL (default 127.0.0.1:6379)");
     Some((Arc::new(store), Some(Cleanup(prefix))))
+}
+
+/// A store on a Redis Cluster of the test process's own (three masters), under a prefix of its
+/// own; the cluster goes with the process, so nothing is cleaned up key by key.
+async fn cluster() -> Option<Arc<dyn Store>> {
+    let url = crate::testing::cluster_url()?;
+    let prefix = format!("qrbtest-{}", uuid::Uuid::new_v4().simple());
+    let store = RedisStore::connect(&url, &prefix)
+        .await
+        .expect("the test's Redis Cluster");
+    Some(Arc::new(store))
 }
 
 fn new_session(now: Timestamp, ttl: Duration) -> Session {
@@ -472,6 +483,9 @@ macro_rules! contract {
         mod redis_backend {
             $(#[tokio::test] async fn $case() { let Some((s, _c)) = super::redis().await else { return }; super::$case(s, crate::clock::Clock::system()).await })*
         }
+        mod redis_cluster_backend {
+            $(#[tokio::test] async fn $case() { let Some(s) = super::cluster().await else { return }; super::$case(s, crate::clock::Clock::system()).await })*
+        }
     };
 }
 
@@ -589,6 +603,90 @@ async fn embedded_users_keys_and_revocations_survive_a_restart() {
             .mode();
         assert_eq!(mode & 0o077, 0, "private keys are the owner's only");
     }
+}
+
+/// The cluster under the cluster backend is a real one: sessions land on every shard, each
+/// session's notice channel is subscribed on its own shard only, and the store still works.
+#[tokio::test]
+async fn a_cluster_spreads_sessions_over_its_shards_and_subscribes_each_on_its_own() {
+    let Some(url) = crate::testing::cluster_url() else {
+        return;
+    };
+    let prefix = format!("qrbtest-{}", uuid::Uuid::new_v4().simple());
+    let store = RedisStore::connect(&url, &prefix).await.unwrap();
+    let nodes = super::cluster_nodes(&url).unwrap();
+    let mut sessions = Vec::new();
+    for _ in 0..30 {
+        sessions.push(inserted(&store, Duration::from_secs(60)).await);
+    }
+    let _listening = store.subscribe(&sessions[0].id).await.unwrap();
+    let mut shards_with_keys = 0;
+    let mut subscribed_on = Vec::new();
+    for node in &nodes {
+        let mut conn = ::redis::Client::open(node.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let keys: usize = ::redis::cmd("DBSIZE").query(&mut conn).unwrap();
+        shards_with_keys += usize::from(keys > 0);
+        // Other tests share the cluster: only this session's channel is counted.
+        let (_, listeners): (String, usize) = ::redis::cmd("PUBSUB")
+            .arg("SHARDNUMSUB")
+            .arg(format!("{prefix}:{{{}}}:events", sessions[0].id))
+            .query(&mut conn)
+            .unwrap();
+        subscribed_on.push(listeners);
+    }
+    assert_eq!(shards_with_keys, nodes.len(), "every shard holds sessions");
+    assert_eq!(
+        subscribed_on.iter().sum::<usize>(),
+        1,
+        "one shard has the channel: {subscribed_on:?}"
+    );
+}
+
+/// Losing the subscriber connections to every shard (`CLIENT KILL TYPE pubsub`): the hub asks
+/// again until the shard confirms, its listener is told to re-read, and later writes are heard.
+#[tokio::test]
+async fn a_cluster_listener_hears_writes_again_after_its_shard_connections_are_killed() {
+    let Some(url) = crate::testing::cluster_url() else {
+        return;
+    };
+    let prefix = format!("qrbtest-{}", uuid::Uuid::new_v4().simple());
+    let store = RedisStore::connect(&url, &prefix).await.unwrap();
+    let s = inserted(&store, Duration::from_secs(60)).await;
+    let mut listening = store.subscribe(&s.id).await.unwrap();
+    let before = store.pubsub_connections();
+    for node in super::cluster_nodes(&url).unwrap() {
+        let mut conn = ::redis::Client::open(node.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let _: i64 = ::redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query(&mut conn)
+            .unwrap();
+    }
+    // Write until one is heard (each write may land before the shard confirms again; the
+    // resync that follows confirmation is what a stream acts on).
+    let mut rev = 1;
+    let heard = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut resynced = false;
+        loop {
+            assert_eq!(store.replace(&s.id, rev, &s).await.unwrap(), Replaced::Done);
+            rev += 1;
+            match tokio::time::timeout(Duration::from_millis(300), listening.next()).await {
+                Ok(Notice::Changed) if resynced => return,
+                Ok(Notice::Resync) => resynced = true,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(heard.is_ok(), "writes are heard again after the kill");
+    assert!(store.pubsub_connections() > before, "the loss was seen");
 }
 
 #[tokio::test]

@@ -18,7 +18,10 @@ use crate::account::{Ceremony, User};
 use crate::session::{Session, SessionId, Timestamp, UserId};
 
 pub use memory::MemoryStore;
-pub use redis::{REDIS_TIMEOUT, RedisStore, check_persistence, manager as redis_manager};
+pub use redis::{
+    Connection as RedisConnection, REDIS_TIMEOUT, RedisStore, check_persistence, cluster_nodes,
+    connect as redis_connect,
+};
 pub use web::{MemoryWebSessions, RedisWebSessions, WebSessions};
 
 /// Where sessions are kept.

@@ -17,7 +17,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, FromRedisValue, RedisError, Script, ScriptInvocation};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Script, ScriptInvocation, Value,
+};
 
 use super::pubsub::Hub;
 use super::{
@@ -44,7 +48,8 @@ return {t[1], t[2], v[1], v[2]}
 ";
 
 /// Compare-and-set on the revision; refuses once Redis's clock has reached `exp`. The notice is
-/// published in the same script, so no write can go unannounced.
+/// published in the same script (`ARGV[4]`: `PUBLISH`, or `SPUBLISH` on a cluster, where the
+/// channel shares the session's slot), so no write can go unannounced.
 const REPLACE: &str = r"
 local cur = redis.call('HMGET', KEYS[1], 'rev', 'exp')
 if not cur[1] then return -1 end
@@ -54,7 +59,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if now >= tonumber(cur[2]) then return -2 end
 redis.call('HSET', KEYS[1], 'body', ARGV[2])
 local rev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
-redis.call('PUBLISH', ARGV[3], rev)
+redis.call(ARGV[4], ARGV[3], rev)
 return 1
 ";
 
@@ -102,11 +107,120 @@ pub async fn manager(client: &redis::Client) -> Result<ConnectionManager, RedisE
     client.get_connection_manager_with_config(config).await
 }
 
+/// The node URLs of `redis+cluster://[user:password@]host:port,host:port[/…]` (`rediss+…` once
+/// the redis crate is built with TLS), each a plain `redis://` URL with the same credentials;
+/// `None` for a one-node URL.
+pub fn cluster_nodes(url: &str) -> Option<Vec<String>> {
+    let (scheme, rest) = if let Some(rest) = url.strip_prefix("redis+cluster://") {
+        ("redis://", rest)
+    } else {
+        ("rediss://", url.strip_prefix("rediss+cluster://")?)
+    };
+    // Credentials first (up to the last '@', so a password may hold '/', '?' or '@'), then
+    // the hosts up to the path, query or fragment that every node URL keeps.
+    let (credentials, rest) = match rest.rfind('@') {
+        Some(at) => rest.split_at(at + 1),
+        None => ("", rest),
+    };
+    let (hosts, path) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    Some(
+        hosts
+            .split(',')
+            .map(|host| format!("{scheme}{credentials}{}{path}", host.trim()))
+            .collect(),
+    )
+}
+
+/// One Redis, or a Redis Cluster whose client routes each command to the node that holds its key.
+#[derive(Clone)]
+pub enum Connection {
+    Node(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Connection::Node(_) => "Redis",
+            Connection::Cluster(_) => "Redis Cluster",
+        })
+    }
+}
+
+impl redis::aio::ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Node(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Node(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Node(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// A cluster client that fails as fast as [`manager`]: short timeouts, no retries. With
+/// `pushes`, it speaks RESP3 and delivers sharded pub/sub messages there.
+pub fn cluster_client(
+    nodes: &[String],
+    pushes: Option<tokio::sync::mpsc::UnboundedSender<redis::PushInfo>>,
+) -> Result<ClusterClient, RedisError> {
+    // No retries of its own: a command whose reply was lost may have run, and a write that must
+    // run once is never sent again (see `RedisStore::send`, which resends only what a shard
+    // refused before running it).
+    let mut builder = ClusterClient::builder(nodes.to_vec())
+        .connection_timeout(REDIS_TIMEOUT)
+        .response_timeout(REDIS_TIMEOUT)
+        .retries(0);
+    if let Some(pushes) = pushes {
+        builder = builder
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(pushes);
+    }
+    builder.build()
+}
+
+/// Connects to the Redis or Redis Cluster at `url`.
+pub async fn connect(url: &str) -> Result<Connection, RedisError> {
+    match cluster_nodes(url) {
+        None => manager(&redis::Client::open(url)?)
+            .await
+            .map(Connection::Node),
+        Some(nodes) => cluster_client(&nodes, None)?
+            .get_async_connection()
+            .await
+            .map(Connection::Cluster),
+    }
+}
+
 /// Whether the Redis at `url` keeps its data across a restart: an append-only file or snapshots.
 /// Users and passkeys live only there, so a Redis that keeps nothing loses every account when it
 /// restarts. The error says what to set, naming the server by host and port only (a URL may hold
 /// a password).
 pub async fn check_persistence(url: &str) -> Result<(), String> {
+    // In a cluster, each node keeps its own slots: every listed node must keep them.
+    if let Some(nodes) = cluster_nodes(url) {
+        for node in nodes {
+            Box::pin(check_persistence(&node)).await?;
+        }
+        return Ok(());
+    }
     let server = url::Url::parse(url)
         .ok()
         .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port().unwrap_or(6379))))
@@ -149,7 +263,9 @@ enum Command<'a> {
 }
 
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Connection,
+    /// `PUBLISH`, or `SPUBLISH` on a cluster: the notice goes to the shard of its session only.
+    publish: &'static str,
     prefix: String,
     insert: Script,
     load: Script,
@@ -177,10 +293,17 @@ fn millis(seconds: &str, micros: &str) -> Result<Timestamp, StoreError> {
 impl RedisStore {
     /// Connects (and fails at once if Redis cannot be reached); the manager reconnects by itself later.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
-        let conn = manager(&client).await.map_err(unavailable)?;
+        let conn = connect(url).await.map_err(unavailable)?;
+        let (hub, publish) = match cluster_nodes(url) {
+            None => (
+                Hub::start(redis::Client::open(url).map_err(unavailable)?),
+                "PUBLISH",
+            ),
+            Some(nodes) => (Hub::start_sharded(&nodes).await?, "SPUBLISH"),
+        };
         Ok(Self {
             conn,
+            publish,
             prefix: prefix.to_owned(),
             insert: Script::new(INSERT),
             load: Script::new(LOAD),
@@ -188,7 +311,7 @@ impl RedisStore {
             create_user: Script::new(CREATE_USER),
             replace_user: Script::new(REPLACE_USER),
             save_keys: Script::new(SAVE_KEYS),
-            hub: Hub::start(client),
+            hub,
         })
     }
 
@@ -233,6 +356,7 @@ impl RedisStore {
         may_retry: bool,
     ) -> Result<T, StoreError> {
         let mut retried = !may_retry;
+        let mut refused_once = false;
         loop {
             let mut conn = self.conn.clone();
             let result = match command {
@@ -243,6 +367,12 @@ impl RedisStore {
                 Err(e) if !retried && (e.is_connection_dropped() || e.is_io_error()) => {
                     tracing::warn!(error = %e, "Redis connection dropped; retrying once");
                     retried = true;
+                }
+                // MOVED, ASK, TRYAGAIN, CLUSTERDOWN: the shard refused it before running it, so
+                // even a write may go once more (the client has learnt where the slot went).
+                Err(e) if !refused_once && e.is_cluster_error() => {
+                    tracing::debug!(error = %e, "Redis Cluster redirected a command; sending it again");
+                    refused_once = true;
                 }
                 other => return other.map_err(unavailable),
             }
@@ -307,7 +437,11 @@ impl Store for RedisStore {
         session: &Session,
     ) -> Result<Replaced, StoreError> {
         let mut script = self.replace.key(self.key(id));
-        script.arg(rev).arg(encode(session)?).arg(self.channel(id));
+        script
+            .arg(rev)
+            .arg(encode(session)?)
+            .arg(self.channel(id))
+            .arg(self.publish);
         let outcome: i64 = self.run_once(Command::Script(&script)).await?;
         Ok(match outcome {
             1 => Replaced::Done,
@@ -427,5 +561,27 @@ impl Store for RedisStore {
 
     async fn subscribe(&self, id: &SessionId) -> Result<Subscription, StoreError> {
         self.hub.subscribe(self.channel(id)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cluster_nodes;
+
+    #[test]
+    fn a_cluster_url_names_each_node_with_the_same_credentials() {
+        assert_eq!(cluster_nodes("redis://127.0.0.1:6379"), None);
+        assert_eq!(
+            cluster_nodes("redis+cluster://:p@ss/w?rd@10.0.0.5:6379, 10.0.0.6:6379/?protocol=3")
+                .unwrap(),
+            [
+                "redis://:p@ss/w?rd@10.0.0.5:6379/?protocol=3",
+                "redis://:p@ss/w?rd@10.0.0.6:6379/?protocol=3"
+            ]
+        );
+        assert_eq!(
+            cluster_nodes("redis+cluster://[::1]:7000,[::1]:7001").unwrap(),
+            ["redis://[::1]:7000", "redis://[::1]:7001"]
+        );
     }
 }

@@ -137,8 +137,8 @@ impl SessionStore for MemoryWebSessions {
 /// Browser sessions as JSON under `<prefix>:web:<id>`, expiring when the cookie does.
 #[derive(Clone, Debug)]
 pub struct RedisWebSessions {
-    client: redis::Client,
-    conn: Arc<tokio::sync::OnceCell<redis::aio::ConnectionManager>>,
+    url: String,
+    conn: Arc<tokio::sync::OnceCell<super::RedisConnection>>,
     prefix: String,
 }
 
@@ -148,17 +148,24 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
 
 impl RedisWebSessions {
     pub fn new(url: &str, prefix: &str) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        // Checked now, connected on first use.
+        match super::cluster_nodes(url) {
+            Some(nodes) => nodes
+                .iter()
+                .try_for_each(|n| redis::Client::open(n.as_str()).map(drop)),
+            None => redis::Client::open(url).map(drop),
+        }
+        .map_err(|e| e.to_string())?;
         Ok(Self {
-            client,
+            url: url.to_owned(),
             conn: Arc::new(tokio::sync::OnceCell::new()),
             prefix: prefix.to_owned(),
         })
     }
 
-    async fn conn(&self) -> session_store::Result<redis::aio::ConnectionManager> {
+    async fn conn(&self) -> session_store::Result<super::RedisConnection> {
         self.conn
-            .get_or_try_init(|| super::redis_manager(&self.client))
+            .get_or_try_init(|| super::redis_connect(&self.url))
             .await
             .cloned()
             .map_err(backend)

@@ -411,6 +411,35 @@ fn the_environment_picks_the_store() {
     assert!(err.contains("store"), "{err}");
 }
 
+#[tokio::test]
+async fn the_binary_serves_a_sign_in_on_a_redis_cluster() {
+    let Some(cluster) = crate::kit::testing::cluster_url() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bridge.toml");
+    std::fs::write(&config, crate::helpers::settings_toml("5m", dir.path(), "")).unwrap();
+    let prefix = format!("qrbtest-{}", uuid::Uuid::new_v4().simple());
+    // Its nodes keep an append-only file: no allow_volatile_redis needed.
+    let env = [
+        ("QR_BRIDGE_STORE", cluster.as_str()),
+        ("QR_BRIDGE_REDIS_PREFIX", prefix.as_str()),
+    ];
+    let (mut child, line) = serve(&config, &env).expect("serves on the cluster");
+    assert!(line.contains("store redis cluster"), "{line}");
+    let client = Client::new(&format!("http://{}", listening_on(&line)));
+    let mut phone = Phone::new();
+    let user = client.register(&mut phone, Some("ada")).await;
+    let (s, options) = client.opened_sign_in().await;
+    let verified = client
+        .verify(&s.session_id, &phone.sign(BRIDGE_ORIGIN, &options))
+        .await;
+    assert_eq!(verified.0, 204, "{}", verified.1);
+    assert_eq!(client.completion(&s).await.0, user);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// Users and passkeys live only in Redis: a Redis that keeps nothing on disk would lose every
 /// account on its restart, so `serve` refuses it and says what to set, without the URL's secrets.
 #[test]

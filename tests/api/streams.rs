@@ -291,7 +291,20 @@ async fn an_approval_on_one_instance_reaches_a_stream_on_another() {
     if crate::helpers::no_redis() {
         return;
     }
-    let a = TestApp::spawn(Backend::Redis).await;
+    approval_across_instances(TestApp::spawn(Backend::Redis).await).await;
+}
+
+/// The same on a Redis Cluster (three masters of the test process's own): the session, its
+/// ceremony and its notice channel share one shard, reached by both instances.
+#[tokio::test]
+async fn an_approval_on_one_instance_reaches_a_stream_on_another_on_a_redis_cluster() {
+    let Some(cluster) = crate::kit::testing::cluster_url() else {
+        return;
+    };
+    approval_across_instances(TestApp::spawn_on_redis(&cluster).await).await;
+}
+
+async fn approval_across_instances(a: TestApp) {
     let b = a.sibling().await;
     let mut phone = Phone::new();
     b.register(&mut phone, None).await;
