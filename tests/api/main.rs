@@ -14,6 +14,7 @@ mod keys;
 mod kit;
 mod layers;
 mod limits;
+mod logs;
 mod outage;
 mod pages;
 mod passkeys;
