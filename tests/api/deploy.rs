@@ -22,10 +22,22 @@ fn repository(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// nginx in the foreground, killed when the test ends.
+/// nginx in the foreground, stopped when the test ends.
 struct Nginx {
-    _process: Running,
+    process: std::process::Child,
     addr: SocketAddr,
+}
+
+impl Drop for Nginx {
+    /// SIGTERM, not SIGKILL: nginx's master then stops its workers, which a killed master
+    /// would leave running.
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.process.id().to_string())
+            .status();
+        let _ = self.process.wait();
+    }
 }
 
 impl Nginx {
@@ -65,7 +77,10 @@ impl Nginx {
             .stderr(log)
             .spawn()
             .unwrap();
-        let process = Running(Some(process));
+        let nginx = Nginx {
+            process,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -76,10 +91,7 @@ impl Nginx {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Nginx {
-            _process: process,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        }
+        nginx
     }
 }
 
