@@ -20,14 +20,9 @@ pub fn redis_url() -> Option<String> {
             if answers {
                 return Some(url);
             }
-            assert!(
-                std::env::var_os("QRB_REQUIRE_REDIS").is_none(),
-                "QRB_REQUIRE_REDIS is set but no Redis answers at {url}"
-            );
-            // Straight to the stream, past the test harness's capture: one line per run.
-            let _ = writeln!(
-                std::io::stderr(),
-                "note: skipping the tests that need Redis: none answers at {url} (set REDIS_URL)"
+            skip_unless_required(
+                "QRB_REQUIRE_REDIS",
+                &format!("no Redis answers at {url} (set REDIS_URL)"),
             );
             None
         })
@@ -45,16 +40,22 @@ pub fn tool(name: &str) -> Option<std::path::PathBuf> {
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file());
     if found.is_none() {
-        assert!(
-            std::env::var_os("QRB_REQUIRE_TOOLS").is_none(),
-            "QRB_REQUIRE_TOOLS is set but {name} is not installed (.ci/install installs it)"
-        );
-        let _ = writeln!(
-            std::io::stderr(),
-            "note: skipping a test that needs {name}: it is not installed (.ci/install installs it)"
+        skip_unless_required(
+            "QRB_REQUIRE_TOOLS",
+            &format!("{name} is not installed (.ci/install installs it)"),
         );
     }
     found
+}
+
+/// A test is about to skip because `why`: in CI (`required` set) that is a failure instead;
+/// elsewhere one line says so, straight to stderr past the test harness's capture.
+fn skip_unless_required(required: &str, why: &str) {
+    assert!(
+        std::env::var_os(required).is_none(),
+        "{required} is set, but {why}"
+    );
+    let _ = writeln!(std::io::stderr(), "note: skipping a test: {why}");
 }
 
 /// A Redis Cluster of three masters of this test process's own (`redis-server` and

@@ -22,6 +22,22 @@ use super::{CHANNEL_DEPTH, Notice, StoreError, Subscription};
 const FIRST_RETRY: Duration = Duration::from_millis(50);
 const LAST_RETRY: Duration = Duration::from_secs(5);
 
+/// A subscription whose channel is released once its last listener drops it. A drop cannot
+/// await, so `release` runs on the runtime.
+fn released_on_drop<F>(
+    rx: broadcast::Receiver<Notice>,
+    release: impl FnOnce() -> F + Send + Sync + 'static,
+) -> Subscription
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    Subscription::new(rx, move || {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(release());
+        }
+    })
+}
+
 /// The instance's listener for change notices: on one Redis, or on a Cluster's shards.
 pub(super) enum Hub {
     Node(NodeHub),
@@ -145,10 +161,8 @@ impl NodeHub {
         }
         drop(sink);
         let inner = self.inner.clone();
-        Ok(Subscription::new(rx, move || {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move { inner.release(channel).await });
-            }
+        Ok(released_on_drop(rx, move || async move {
+            inner.release(channel).await
         }))
     }
 }
@@ -368,10 +382,8 @@ impl ShardedHub {
             self.inner.unconfirmed.notify_one();
         }
         let inner = self.inner.clone();
-        Ok(Subscription::new(rx, move || {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move { inner.release(channel).await });
-            }
+        Ok(released_on_drop(rx, move || async move {
+            inner.release(channel).await
         }))
     }
 }
