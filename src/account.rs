@@ -65,6 +65,12 @@ impl User {
         }
     }
 
+    pub fn passkey(&self, credential_id: &[u8]) -> Option<&StoredPasskey> {
+        self.passkeys
+            .iter()
+            .find(|p| p.passkey.cred_id().as_slice() == credential_id)
+    }
+
     pub fn passkey_mut(&mut self, credential_id: &[u8]) -> Option<&mut StoredPasskey> {
         self.passkeys
             .iter_mut()

@@ -26,6 +26,10 @@ pub mod headers;
 #[cfg(feature = "ssr")]
 pub mod limits;
 #[cfg(feature = "ssr")]
+pub mod logging;
+#[cfg(feature = "ssr")]
+pub mod manage;
+#[cfg(feature = "ssr")]
 pub mod passkey;
 #[cfg(feature = "ssr")]
 pub mod problem;

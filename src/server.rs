@@ -10,7 +10,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::limits;
 use crate::limits::Activity;
@@ -58,7 +57,7 @@ pub fn app(state: AppState) -> Router {
         axum::http::StatusCode::REQUEST_TIMEOUT,
         request_timeout,
     ));
-    headers::apply(router, https).layer(TraceLayer::new_for_http())
+    crate::logging::layer(headers::apply(router, https))
 }
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -86,8 +85,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     for warning in &settings.warnings {
         tracing::warn!("SETTINGS: {warning}");
     }
-    let state = AppState::new(&settings, store, counter).await?;
+    let state = AppState::new(&settings, store.clone(), counter).await?;
     let shutdown = state.shutdown.clone();
+    // The embedded store's users live in this process: management commands come in here.
+    if settings.store == StoreKind::Memory {
+        let manager = crate::manage::Manager::new(store, settings.apps.clone());
+        crate::manage::socket::listen(&settings.data_dir, Arc::new(manager), shutdown.clone())
+            .await?;
+    }
     // The script's name is the same whoever built it; the wasm's gains `_bg` outside cargo-leptos.
     let script = PathBuf::from(&*state.leptos.site_root)
         .join("pkg")
@@ -132,7 +137,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         );
         let http01 = tls.as_ref().and_then(|t| t.http01.clone());
         let redirect = crate::tls::redirect::router(&settings.public_origin, http01);
-        let redirect = headers::apply(redirect, false).layer(TraceLayer::new_for_http());
+        let redirect = crate::logging::layer(headers::apply(redirect, false));
         tokio::spawn(serve_on(
             plain,
             redirect,

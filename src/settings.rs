@@ -16,6 +16,7 @@ use crate::apps::{
     App, AppConfig, Apps, DEMO_PUBLISHABLE_KEY, Invalid, is_local_host, parse_origin,
 };
 use crate::limits::{Limits, TrustedProxies};
+pub use crate::logging::LogFormat;
 pub use crate::store::StoreKind;
 use crate::tls::{self, TlsFiles, acme};
 
@@ -70,6 +71,10 @@ struct File {
     acme: Option<AcmeFile>,
     #[serde(default)]
     redirect_addr: Option<SocketAddr>,
+    #[serde(default)]
+    log_format: LogFormat,
+    #[serde(default = "default_log_level")]
+    log_level: String,
     #[serde(default)]
     apps: Vec<AppConfig>,
 }
@@ -139,6 +144,10 @@ fn default_session_ttl() -> Duration {
     Duration::from_secs(300)
 }
 
+fn default_log_level() -> String {
+    "info".into()
+}
+
 fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
@@ -177,6 +186,10 @@ pub struct Settings {
     pub tls: Option<tls::Source>,
     /// A plain-HTTP listener that only redirects to HTTPS (and answers ACME HTTP-01 checks).
     pub redirect_addr: Option<SocketAddr>,
+    /// Text or JSON lines.
+    pub log_format: LogFormat,
+    /// The log filter (`info`, `warn,qr_bridge=debug`…); `RUST_LOG` wins when set.
+    pub log_level: String,
 }
 
 /// How long and how many connections may take.
@@ -445,6 +458,12 @@ impl File {
             },
             tls,
             redirect_addr: self.redirect_addr,
+            log_format: self.log_format,
+            log_level: {
+                crate::logging::filter(&self.log_level)
+                    .map_err(|e| Invalid::new("log_level", e.to_string()))?;
+                self.log_level
+            },
             warnings: proxies
                 .trusts_everyone()
                 .then(|| {

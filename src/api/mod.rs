@@ -232,6 +232,7 @@ async fn verify<C: DeserializeOwned + Send + Into<Answer>>(
     State(state): State<AppState>,
     Answering(app, id, answer, phone, _): Answering<C>,
 ) -> Result<StatusCode, ApiError> {
+    // The SDK's contract answers 204: which passkey it was is for our own page only.
     state.bridge.answer(&app, &id, &answer, &phone).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -34,7 +34,7 @@ const CEREMONY_OUTLIVES_SESSION: Duration = Duration::from_secs(60);
 pub const KEY_REFRESH: Duration = Duration::from_secs(10);
 
 pub use error::{BridgeError, SetupError};
-pub use phone::{Answer, Open};
+pub use phone::{Answer, Approved, Open};
 pub use report::{Reveal, wire_status};
 
 /// What the desktop asks for when it starts a session.

@@ -7,10 +7,20 @@ use super::{Bridge, BridgeError, CEREMONY_OUTLIVES_SESSION, MAX_ATTEMPTS, Opened
 use crate::account::{Ceremony, StoredPasskey, User, user_handle, user_id};
 use crate::apps::App;
 use crate::passkey::refuse_cross_origin;
+use crate::session::Timestamp;
 use crate::session::{
     Applied, Completion, Event, EventKind, Kind, Session, SessionId, StartedBy, State,
 };
 use crate::store::{Created, Loaded, Replaced};
+
+/// The passkey that approved, so the phone can say which of the person's devices it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Approved {
+    /// When the passkey was made.
+    pub passkey_created_at: Timestamp,
+    /// It was made by this very answer.
+    pub new: bool,
+}
 
 /// How the phone opens a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +74,7 @@ impl Bridge {
         id: &SessionId,
         answer: &Answer,
         by: &str,
-    ) -> Result<(), BridgeError> {
+    ) -> Result<Approved, BridgeError> {
         match answer {
             Answer::SignIn(credential) => self.verify(app, id, credential, by).await,
             Answer::Register(credential) => self.verify_registration(app, id, credential, by).await,
@@ -181,7 +191,7 @@ impl Bridge {
         id: &SessionId,
         response: &PublicKeyCredential,
         by: &str,
-    ) -> Result<(), BridgeError> {
+    ) -> Result<Approved, BridgeError> {
         refuse_cross_origin(&response.response.client_data_json)?;
         let (loaded, ceremony) = self.take_ceremony(app, id, by).await?;
         let Ceremony::SignIn(state) = ceremony else {
@@ -208,8 +218,15 @@ impl Bridge {
                     .finish_sign_in(app, state.clone(), response, &passkey.passkey)?;
             passkey.passkey.update_credential(&result);
             passkey.last_used_at = Some(loaded.now);
+            let approved = Approved {
+                passkey_created_at: passkey.created_at,
+                new: false,
+            };
             match self.store.replace_user(&stored.user, stored.rev).await? {
-                Replaced::Done => return self.complete(app, id, &stored.user).await,
+                Replaced::Done => {
+                    self.complete(app, id, &stored.user).await?;
+                    return Ok(approved);
+                }
                 Replaced::Stale => continue,
                 Replaced::Gone | Replaced::Expired => return Err(BridgeError::CredentialNotFound),
             }
@@ -225,7 +242,7 @@ impl Bridge {
         id: &SessionId,
         response: &RegisterPublicKeyCredential,
         by: &str,
-    ) -> Result<(), BridgeError> {
+    ) -> Result<Approved, BridgeError> {
         refuse_cross_origin(&response.response.client_data_json)?;
         let (Loaded { session, now, .. }, ceremony) = self.take_ceremony(app, id, by).await?;
         let Ceremony::Register {
@@ -258,7 +275,11 @@ impl Bridge {
                 Created::Exists => return Err(BridgeError::Contended),
             }
         };
-        self.complete(app, id, &user).await
+        self.complete(app, id, &user).await?;
+        Ok(Approved {
+            passkey_created_at: now,
+            new: true,
+        })
     }
 
     /// One more passkey for an existing user, written with compare-and-set so that two

@@ -2,7 +2,7 @@
 
 use super::{Bridge, BridgeError, Introspected};
 use crate::apps::App;
-use crate::session::Timestamp;
+use crate::session::{Timestamp, UserId};
 use crate::token::{Claims, TokenError};
 
 impl Bridge {
@@ -10,6 +10,15 @@ impl Bridge {
     pub async fn validate(&self, token: &str) -> Result<Claims, BridgeError> {
         let claims = self.tokens.verify(token)?;
         if self.store.is_token_revoked(&claims.jti).await? {
+            return Err(TokenError::Revoked.into());
+        }
+        // Issued before its user was signed out everywhere (a lost phone, a revoked passkey)?
+        // `iat` is whole seconds, rounded down: a token of the sign-out's own second is refused
+        // too, the safe side.
+        let user = UserId::new(claims.sub.clone());
+        if let Some(at) = self.store.signed_out_at(&claims.aud, &user).await?
+            && claims.iat.saturating_mul(1000) < at.as_millis()
+        {
             return Err(TokenError::Revoked.into());
         }
         Ok(claims)

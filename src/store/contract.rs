@@ -403,6 +403,88 @@ async fn replace_user_is_a_compare_and_set(store: Arc<dyn Store>, _clock: Clock)
     );
 }
 
+async fn users_are_listed_per_app_and_removed_with_their_external_id(
+    store: Arc<dyn Store>,
+    _clock: Clock,
+) {
+    let now = store.now().await.unwrap();
+    let ada = User::new(uuid::Uuid::new_v4(), "app_a", Some("ada".into()), now);
+    let anon = User::new(uuid::Uuid::new_v4(), "app_a", None, now);
+    let other = User::new(uuid::Uuid::new_v4(), "app_b", Some("ada".into()), now);
+    for user in [&ada, &anon, &other] {
+        assert_eq!(store.create_user(user).await.unwrap(), Created::Done);
+    }
+    let listed = |app: &'static str| {
+        let store = store.clone();
+        async move {
+            let mut ids: Vec<String> = (store.list_users(app).await.unwrap().into_iter())
+                .map(|u| u.user.id.to_string())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let mut both = vec![ada.id.to_string(), anon.id.to_string()];
+    both.sort();
+    assert_eq!(listed("app_a").await, both);
+    assert_eq!(listed("app_b").await, [other.id.to_string()]);
+
+    assert_eq!(
+        store.remove_user("app_a", &ada.id, 2).await.unwrap(),
+        Replaced::Stale,
+        "a removal judged on an old read is refused"
+    );
+    assert_eq!(
+        store.remove_user("app_a", &ada.id, 1).await.unwrap(),
+        Replaced::Done
+    );
+    assert_eq!(
+        store.remove_user("app_a", &ada.id, 1).await.unwrap(),
+        Replaced::Gone
+    );
+    assert!(store.load_user("app_a", &ada.id).await.unwrap().is_none());
+    assert_eq!(listed("app_a").await, [anon.id.to_string()]);
+    assert_eq!(
+        listed("app_b").await,
+        [other.id.to_string()],
+        "other apps untouched"
+    );
+    let again = User::new(uuid::Uuid::new_v4(), "app_a", Some("ada".into()), now);
+    assert_eq!(
+        store.create_user(&again).await.unwrap(),
+        Created::Done,
+        "the external id is free again"
+    );
+}
+
+async fn a_sign_out_only_moves_forward_and_ends_with_the_tokens_it_guards(
+    store: Arc<dyn Store>,
+    clock: Clock,
+) {
+    let now = store.now().await.unwrap();
+    let ada = crate::session::UserId::new("usr_ada");
+    assert_eq!(store.signed_out_at("app_a", &ada).await.unwrap(), None);
+    let until = now.plus(Duration::from_millis(200));
+    let at = now.plus(Duration::from_millis(10));
+    store.sign_out_user("app_a", &ada, at, until).await.unwrap();
+    store
+        .sign_out_user("app_a", &ada, now, until)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.signed_out_at("app_a", &ada).await.unwrap(),
+        Some(at),
+        "an earlier sign-out never undoes a later one"
+    );
+    assert_eq!(store.signed_out_at("app_b", &ada).await.unwrap(), None);
+    pass(&clock, Duration::from_millis(350)).await;
+    assert_eq!(
+        store.signed_out_at("app_a", &ada).await.unwrap(),
+        None,
+        "forgotten once every token it guards is dead anyway"
+    );
+}
+
 async fn keys_are_saved_by_version(store: Arc<dyn Store>, _clock: Clock) {
     assert_eq!(store.load_keys().await.unwrap(), None);
     assert!(!store.save_keys(r#"{"keys":[]}"#, 2).await.unwrap());
@@ -506,6 +588,8 @@ contract!(
     an_external_id_names_one_user_per_app,
     concurrent_creators_of_one_external_id_have_one_winner,
     replace_user_is_a_compare_and_set,
+    users_are_listed_per_app_and_removed_with_their_external_id,
+    a_sign_out_only_moves_forward_and_ends_with_the_tokens_it_guards,
     keys_are_saved_by_version,
     a_revocation_lasts_until_its_token_would_expire,
     a_write_is_announced_to_its_subscribers_only,
@@ -568,6 +652,10 @@ async fn embedded_users_keys_and_revocations_survive_a_restart() {
         assert!(store.save_keys(r#"{"keys":[]}"#, 1).await.unwrap());
         let later = Timestamp::from_millis(u64::MAX / 2);
         store.revoke_token("jti-kept", later).await.unwrap();
+        store
+            .sign_out_user("app_a", &user.id, Timestamp::from_millis(5), later)
+            .await
+            .unwrap();
     }
     let reopened = MemoryStore::open(dir.path()).unwrap();
     let found = reopened
@@ -577,12 +665,17 @@ async fn embedded_users_keys_and_revocations_survive_a_restart() {
         .unwrap();
     assert_eq!(
         (found.id, found.created_at),
-        (user.id, Timestamp::from_millis(2))
+        (user.id.clone(), Timestamp::from_millis(2))
     );
     assert_eq!(reopened.load_keys().await.unwrap().unwrap().version, 1);
     assert!(
         reopened.is_token_revoked("jti-kept").await.unwrap(),
         "a revoked token stays revoked across a restart"
+    );
+    assert_eq!(
+        reopened.signed_out_at("app_a", &user.id).await.unwrap(),
+        Some(Timestamp::from_millis(5)),
+        "and a signed-out user stays signed out"
     );
     // Only the finished files are ever in place: no temporary file is left beside them.
     let mut names: Vec<_> = std::fs::read_dir(dir.path())
@@ -592,7 +685,12 @@ async fn embedded_users_keys_and_revocations_survive_a_restart() {
     names.sort();
     assert_eq!(
         names,
-        ["revoked-tokens.json", "signing-keys.json", "users.json"]
+        [
+            "revoked-tokens.json",
+            "signed-out.json",
+            "signing-keys.json",
+            "users.json"
+        ]
     );
     #[cfg(unix)]
     {

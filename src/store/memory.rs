@@ -32,6 +32,19 @@ const KEYS_FILE: &str = "signing-keys.json";
 /// Revoked token ids with when they expire: a restart must not bring a revoked token back.
 const REVOKED_FILE: &str = "revoked-tokens.json";
 
+/// Users signed out everywhere, with when and until when: as for revocations, a restart must
+/// not bring their tokens back.
+const SIGNED_OUT_FILE: &str = "signed-out.json";
+
+/// One user's sign-out as kept in memory and in [`SIGNED_OUT_FILE`].
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct SignedOut {
+    app_id: String,
+    user_id: UserId,
+    at: Timestamp,
+    until: Timestamp,
+}
+
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
@@ -41,6 +54,8 @@ pub struct MemoryStore {
     keys_file: Option<PathBuf>,
     /// Where revocations are kept; `None` keeps them in memory only (tests).
     revoked_file: Option<PathBuf>,
+    /// Where sign-outs are kept; `None` keeps them in memory only (tests).
+    signed_out_file: Option<PathBuf>,
     /// Serialises file writes so that a newer snapshot is never overwritten by an older one.
     write_lock: tokio::sync::Mutex<()>,
     /// One channel per watched session; shared with the subscriptions, which remove it when the
@@ -61,6 +76,8 @@ struct Inner {
     external_ids: HashMap<(String, String), UserId>,
     /// Revoked token ids, until the tokens would have expired anyway.
     revoked: HashMap<String, Timestamp>,
+    /// Users signed out everywhere.
+    signed_out: HashMap<(String, UserId), SignedOut>,
     /// The key ring when there is no keys file.
     keys: Option<StoredKeys>,
     last_sweep: u64,
@@ -77,6 +94,15 @@ fn dropped_at(session: &Session) -> Timestamp {
 
 fn io(path: &Path, e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("{}: {e}", path.display()))
+}
+
+/// The JSON in `path`, or `None` when there is no such file yet.
+fn read_if_there<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, StoreError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => decode(&path.display().to_string(), &text).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(path, e)),
+    }
 }
 
 /// Replaces `path` with `text` through a temporary file and a rename, syncing both file and
@@ -116,13 +142,18 @@ impl MemoryStore {
             users_file: Some(path.clone()),
             keys_file: Some(data_dir.join(KEYS_FILE)),
             revoked_file: Some(data_dir.join(REVOKED_FILE)),
+            signed_out_file: Some(data_dir.join(SIGNED_OUT_FILE)),
             ..MemoryStore::default()
         };
-        let revoked_path = data_dir.join(REVOKED_FILE);
-        match std::fs::read_to_string(&revoked_path) {
-            Ok(text) => store.lock().revoked = decode(&revoked_path.display().to_string(), &text)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(&revoked_path, e)),
+        if let Some(revoked) = read_if_there(&data_dir.join(REVOKED_FILE))? {
+            store.lock().revoked = revoked;
+        }
+        if let Some(signed_out) = read_if_there::<Vec<SignedOut>>(&data_dir.join(SIGNED_OUT_FILE))?
+        {
+            store.lock().signed_out = signed_out
+                .into_iter()
+                .map(|s| ((s.app_id.clone(), s.user_id.clone()), s))
+                .collect();
         }
         match std::fs::read_to_string(&path) {
             Ok(text) => {
@@ -162,6 +193,7 @@ impl Inner {
             self.sessions.retain(|_, e| now < dropped_at(&e.session));
             self.ceremonies.retain(|_, (_, until)| now < *until);
             self.revoked.retain(|_, until| now < *until);
+            self.signed_out.retain(|_, s| now < s.until);
             self.last_sweep = now.as_millis();
         }
     }
@@ -179,14 +211,26 @@ impl Inner {
 impl MemoryStore {
     /// Writes every user to the file, after the change just made under the lock.
     async fn persist_users(&self) -> Result<(), StoreError> {
-        let Some(path) = self.users_file.clone() else {
+        self.write_snapshot(self.users_file.as_ref(), |inner| {
+            let users: Vec<&User> = inner.users.values().map(|(u, _)| u).collect();
+            encode(&users)
+        })
+        .await
+    }
+
+    /// Writes what `snapshot` takes of the state (under the lock, after the change just made)
+    /// to `path`; nothing when the store keeps no files.
+    async fn write_snapshot(
+        &self,
+        path: Option<&PathBuf>,
+        snapshot: impl FnOnce(&mut Inner) -> Result<String, StoreError>,
+    ) -> Result<(), StoreError> {
+        let Some(path) = path.cloned() else {
             return Ok(());
         };
         let _writing = self.write_lock.lock().await;
-        // The snapshot is taken under the write lock, after this change, so the file written last
-        // always holds every change made before it.
-        let snapshot: Vec<User> = self.lock().users.values().map(|(u, _)| u.clone()).collect();
-        let text = encode(&snapshot)?;
+        // Taken under the write lock, so the file written last holds every change before it.
+        let text = snapshot(&mut self.lock())?;
         tokio::task::spawn_blocking(move || write_atomically(&path, &text))
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
@@ -373,6 +417,82 @@ impl Store for MemoryStore {
         Ok(Replaced::Done)
     }
 
+    async fn list_users(&self, app_id: &str) -> Result<Vec<LoadedUser>, StoreError> {
+        let mut users: Vec<LoadedUser> = (self.lock().users.values())
+            .filter(|(user, _)| user.app_id == app_id)
+            .map(|(user, rev)| LoadedUser {
+                user: user.clone(),
+                rev: *rev,
+            })
+            .collect();
+        users.sort_by(|a, b| a.user.id.as_str().cmp(b.user.id.as_str()));
+        Ok(users)
+    }
+
+    async fn remove_user(
+        &self,
+        app_id: &str,
+        id: &UserId,
+        rev: u64,
+    ) -> Result<Replaced, StoreError> {
+        {
+            let mut inner = self.lock();
+            let key = (app_id.to_owned(), id.clone());
+            let Some((user, current_rev)) = inner.users.get(&key) else {
+                return Ok(Replaced::Gone);
+            };
+            if *current_rev != rev {
+                return Ok(Replaced::Stale);
+            }
+            if let Some(external) = user.external_user_id.clone() {
+                inner.external_ids.remove(&(app_id.to_owned(), external));
+            }
+            inner.users.remove(&key);
+        }
+        self.persist_users().await?;
+        Ok(Replaced::Done)
+    }
+
+    async fn sign_out_user(
+        &self,
+        app_id: &str,
+        id: &UserId,
+        at: Timestamp,
+        until: Timestamp,
+    ) -> Result<(), StoreError> {
+        {
+            let mut inner = self.lock();
+            let key = (app_id.to_owned(), id.clone());
+            if inner.signed_out.get(&key).is_none_or(|s| s.at < at) {
+                let entry = SignedOut {
+                    app_id: app_id.to_owned(),
+                    user_id: id.clone(),
+                    at,
+                    until,
+                };
+                inner.signed_out.insert(key, entry);
+            }
+        }
+        let now = self.clock.now();
+        self.write_snapshot(self.signed_out_file.as_ref(), |inner| {
+            inner.signed_out.retain(|_, s| now < s.until);
+            encode(&inner.signed_out.values().collect::<Vec<_>>())
+        })
+        .await
+    }
+
+    async fn signed_out_at(
+        &self,
+        app_id: &str,
+        id: &UserId,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let now = self.clock.now();
+        Ok((self.lock().signed_out)
+            .get(&(app_id.to_owned(), id.clone()))
+            .filter(|s| now < s.until)
+            .map(|s| s.at))
+    }
+
     async fn load_keys(&self) -> Result<Option<StoredKeys>, StoreError> {
         match &self.keys_file {
             Some(path) => {
@@ -419,19 +539,12 @@ impl Store for MemoryStore {
 
     async fn revoke_token(&self, jti: &str, until: Timestamp) -> Result<(), StoreError> {
         self.lock().revoked.insert(jti.to_owned(), until);
-        let Some(path) = self.revoked_file.clone() else {
-            return Ok(());
-        };
-        let _writing = self.write_lock.lock().await;
         let now = self.clock.now();
-        let text = {
-            let mut inner = self.lock();
+        self.write_snapshot(self.revoked_file.as_ref(), |inner| {
             inner.revoked.retain(|_, until| now < *until);
-            encode(&inner.revoked)?
-        };
-        tokio::task::spawn_blocking(move || write_atomically(&path, &text))
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            encode(&inner.revoked)
+        })
+        .await
     }
 
     async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {

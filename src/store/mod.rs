@@ -198,6 +198,36 @@ pub trait Store: Send + Sync + 'static {
     /// of a user never changes.
     async fn replace_user(&self, user: &User, rev: u64) -> Result<Replaced, StoreError>;
 
+    /// Every user of one app, for the management commands (never on a request's path).
+    async fn list_users(&self, app_id: &str) -> Result<Vec<LoadedUser>, StoreError>;
+
+    /// Removes a user and its `external_user_id` if its stored revision is still `rev`, in one
+    /// atomic step; the external id is free again afterwards.
+    async fn remove_user(
+        &self,
+        app_id: &str,
+        id: &UserId,
+        rev: u64,
+    ) -> Result<Replaced, StoreError>;
+
+    /// From now on, every token issued to this user before `at` is refused. Kept until `until`
+    /// (when the last such token would have expired anyway); a later `at` replaces an earlier
+    /// one, never the reverse.
+    async fn sign_out_user(
+        &self,
+        app_id: &str,
+        id: &UserId,
+        at: Timestamp,
+        until: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// When the user was last signed out everywhere, while that still matters.
+    async fn signed_out_at(
+        &self,
+        app_id: &str,
+        id: &UserId,
+    ) -> Result<Option<Timestamp>, StoreError>;
+
     /// The deployment's signing keys, shared by every instance on this store.
     async fn load_keys(&self) -> Result<Option<StoredKeys>, StoreError>;
 

@@ -10,6 +10,10 @@
 //!   passkeys as JSON), no expiry, changed only by compare-and-set;
 //! - `<prefix>:app:{<app id>}:ext:<external user id>`: the user id it maps to, no expiry, written
 //!   in the same script that creates the user;
+//! - `<prefix>:app:{<app id>}:users`: a set of the app's user ids, for listing them (a user made
+//!   before the set existed joins it at its next sign-in);
+//! - `<prefix>:app:{<app id>}:signed-out:<user id>`: when the user was last signed out
+//!   everywhere (ms), expiring once every token issued before then has;
 //! - `<prefix>:signing-keys`: a hash with `version` and `ring` (the signing keys as JSON);
 //! - `<prefix>:revoked:{<token id>}`: present while a revoked token would still be valid.
 
@@ -63,23 +67,46 @@ redis.call(ARGV[4], ARGV[3], rev)
 return 1
 ";
 
-/// Creates a user and claims its external id in one step, refusing either if taken. KEYS[2] is
-/// the external id's key, absent for a user without one; both share the app's hash tag.
+/// Creates a user, lists it in its app's set and claims its external id in one step, refusing
+/// if either id is taken. KEYS[3] is the external id's key, absent for a user without one; every
+/// key shares the app's hash tag.
 const CREATE_USER: &str = r"
-if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
 redis.call('HSET', KEYS[1], 'rev', '1', 'body', ARGV[1])
-if KEYS[2] then redis.call('SET', KEYS[2], ARGV[2]) end
+redis.call('SADD', KEYS[2], ARGV[2])
+if KEYS[3] then redis.call('SET', KEYS[3], ARGV[2]) end
 return 1
 ";
 
-/// Compare-and-set of a user on its revision.
+/// Compare-and-set of a user on its revision (which also lists a user made before the app's set).
 const REPLACE_USER: &str = r"
 local rev = redis.call('HGET', KEYS[1], 'rev')
 if not rev then return -1 end
 if rev ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'body', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'rev', 1)
+redis.call('SADD', KEYS[2], ARGV[3])
+return 1
+";
+
+/// Removes a user on its revision, with its entry in the app's set and its external id (KEYS[3],
+/// when it has one).
+const REMOVE_USER: &str = r"
+local rev = redis.call('HGET', KEYS[1], 'rev')
+if not rev then return -1 end
+if rev ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+if KEYS[3] then redis.call('DEL', KEYS[3]) end
+return 1
+";
+
+/// Records a sign-out unless a later one is already there.
+const SIGN_OUT: &str = r"
+local at = tonumber(redis.call('GET', KEYS[1]) or '0')
+if at >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
 return 1
 ";
 
@@ -272,6 +299,8 @@ pub struct RedisStore {
     replace: Script,
     create_user: Script,
     replace_user: Script,
+    remove_user: Script,
+    sign_out: Script,
     save_keys: Script,
     hub: Hub,
 }
@@ -310,6 +339,8 @@ impl RedisStore {
             replace: Script::new(REPLACE),
             create_user: Script::new(CREATE_USER),
             replace_user: Script::new(REPLACE_USER),
+            remove_user: Script::new(REMOVE_USER),
+            sign_out: Script::new(SIGN_OUT),
             save_keys: Script::new(SAVE_KEYS),
             hub,
         })
@@ -377,6 +408,14 @@ impl RedisStore {
                 other => return other.map_err(unavailable),
             }
         }
+    }
+
+    fn users_key(&self, app_id: &str) -> String {
+        format!("{}:app:{{{app_id}}}:users", self.prefix)
+    }
+
+    fn signed_out_key(&self, app_id: &str, id: &UserId) -> String {
+        format!("{}:app:{{{app_id}}}:signed-out:{id}", self.prefix)
     }
 
     fn external_key(&self, app_id: &str, external_user_id: &str) -> String {
@@ -504,6 +543,7 @@ impl Store for RedisStore {
 
     async fn create_user(&self, user: &User) -> Result<Created, StoreError> {
         let mut script = self.create_user.key(self.user_key(&user.app_id, &user.id));
+        script.key(self.users_key(&user.app_id));
         if let Some(external) = &user.external_user_id {
             script.key(self.external_key(&user.app_id, external));
         }
@@ -518,13 +558,80 @@ impl Store for RedisStore {
 
     async fn replace_user(&self, user: &User, rev: u64) -> Result<Replaced, StoreError> {
         let mut script = self.replace_user.key(self.user_key(&user.app_id, &user.id));
-        script.arg(rev).arg(encode(user)?);
+        script.key(self.users_key(&user.app_id));
+        script.arg(rev).arg(encode(user)?).arg(user.id.as_str());
         let outcome: i64 = self.run_once(Command::Script(&script)).await?;
         Ok(match outcome {
             1 => Replaced::Done,
             0 => Replaced::Stale,
             _ => Replaced::Gone,
         })
+    }
+
+    async fn list_users(&self, app_id: &str) -> Result<Vec<LoadedUser>, StoreError> {
+        let mut members = redis::cmd("SMEMBERS");
+        members.arg(self.users_key(app_id));
+        let mut ids: Vec<String> = self.run(Command::One(&members)).await?;
+        ids.sort();
+        let mut users = Vec::with_capacity(ids.len());
+        for id in ids {
+            // Removed meanwhile: not listed.
+            if let Some(user) = self.load_user(app_id, &UserId::new(id)).await? {
+                users.push(user);
+            }
+        }
+        Ok(users)
+    }
+
+    async fn remove_user(
+        &self,
+        app_id: &str,
+        id: &UserId,
+        rev: u64,
+    ) -> Result<Replaced, StoreError> {
+        let Some(loaded) = self.load_user(app_id, id).await? else {
+            return Ok(Replaced::Gone);
+        };
+        if loaded.rev != rev {
+            return Ok(Replaced::Stale);
+        }
+        let mut script = self.remove_user.key(self.user_key(app_id, id));
+        script.key(self.users_key(app_id));
+        if let Some(external) = &loaded.user.external_user_id {
+            script.key(self.external_key(app_id, external));
+        }
+        script.arg(rev).arg(id.as_str());
+        let outcome: i64 = self.run_once(Command::Script(&script)).await?;
+        Ok(match outcome {
+            1 => Replaced::Done,
+            0 => Replaced::Stale,
+            _ => Replaced::Gone,
+        })
+    }
+
+    async fn sign_out_user(
+        &self,
+        app_id: &str,
+        id: &UserId,
+        at: Timestamp,
+        until: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut script = self.sign_out.key(self.signed_out_key(app_id, id));
+        script.arg(at.as_millis()).arg(until.as_millis());
+        // Safe to send twice: the second finds the same time there and leaves it.
+        let _: i64 = self.run(Command::Script(&script)).await?;
+        Ok(())
+    }
+
+    async fn signed_out_at(
+        &self,
+        app_id: &str,
+        id: &UserId,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let mut get = redis::cmd("GET");
+        get.arg(self.signed_out_key(app_id, id));
+        let at: Option<u64> = self.run(Command::One(&get)).await?;
+        Ok(at.map(Timestamp::from_millis))
     }
 
     async fn load_keys(&self) -> Result<Option<StoredKeys>, StoreError> {

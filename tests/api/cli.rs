@@ -26,7 +26,7 @@ fn base_config(dir: &Path) -> (std::path::PathBuf, String) {
     (path, text)
 }
 
-fn qr_bridge(config: &Path, args: &[&str]) -> std::process::Output {
+pub fn qr_bridge(config: &Path, args: &[&str]) -> std::process::Output {
     Command::new(BIN)
         .arg("--config")
         .arg(config)

@@ -162,6 +162,12 @@ async fn two_instances_behind_nginx_complete_a_sign_in_across_them_and_count_the
     let mut events = Events::open(&desktop, &s.session_id, Some(&s.polling_token), None).await;
     assert_eq!(events.status, StatusCode::OK);
     let streaming_on = events.headers["x-upstream"].to_str().unwrap().to_owned();
+    // nginx names the request ($request_id, 32 hex digits) and the bridge keeps that name.
+    let request_id = events.headers["x-request-id"].to_str().unwrap();
+    assert!(
+        request_id.len() == 32 && request_id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{request_id}"
+    );
     let first = events.next_within(Duration::from_secs(1)).await.unwrap();
     assert_eq!(first.data["status"], "pending", "{:?}", first.data);
 

@@ -191,6 +191,37 @@ impl Store for Counted {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.replace_user(user, rev).await
     }
+    async fn list_users(&self, app_id: &str) -> Result<Vec<LoadedUser>, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.list_users(app_id).await
+    }
+    async fn remove_user(
+        &self,
+        app_id: &str,
+        id: &UserId,
+        rev: u64,
+    ) -> Result<Replaced, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.remove_user(app_id, id, rev).await
+    }
+    async fn sign_out_user(
+        &self,
+        app_id: &str,
+        id: &UserId,
+        at: Timestamp,
+        until: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.sign_out_user(app_id, id, at, until).await
+    }
+    async fn signed_out_at(
+        &self,
+        app_id: &str,
+        id: &UserId,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.signed_out_at(app_id, id).await
+    }
     async fn load_keys(&self) -> Result<Option<StoredKeys>, StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.load_keys().await

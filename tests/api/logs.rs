@@ -6,7 +6,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::cli::{listening_on, serve_logged};
-use crate::helpers::{BRIDGE_ORIGIN, Client, SHOP_SECRET, reply, settings_toml};
+use crate::helpers::{
+    BRIDGE_ORIGIN, Client, RedisCleanup, SHOP_SECRET, no_redis, redis_url, reply, settings_toml,
+};
 use crate::phone::Phone;
 
 /// Every string value in `value`, however deep (a credential's id, signature, client data…).
@@ -21,9 +23,32 @@ fn strings(value: &Value, out: &mut Vec<String>) {
 
 #[tokio::test]
 async fn a_whole_flow_at_trace_level_logs_no_secret() {
+    a_whole_flow_logs_no_secret(false).await;
+}
+
+/// The Redis client traces the commands it sends at trace level: none may carry a secret.
+#[tokio::test]
+async fn a_whole_flow_on_redis_at_trace_level_logs_no_secret() {
+    if no_redis() {
+        return;
+    }
+    a_whole_flow_logs_no_secret(true).await;
+}
+
+async fn a_whole_flow_logs_no_secret(on_redis: bool) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bridge.toml");
-    std::fs::write(&config, settings_toml("5m", dir.path(), "")).unwrap();
+    let prefix = format!("qrb-logs-{}", uuid::Uuid::new_v4().simple());
+    let store = if on_redis {
+        format!(
+            "store = \"{}\"\nredis_prefix = \"{prefix}\"\nallow_volatile_redis = true",
+            redis_url()
+        )
+    } else {
+        String::new()
+    };
+    let _cleanup = on_redis.then(|| RedisCleanup(prefix.clone(), redis_url()));
+    std::fs::write(&config, settings_toml("5m", dir.path(), &store)).unwrap();
     let (mut bridge, line, lines) =
         serve_logged(&config, &[("RUST_LOG", "trace,webauthn_rs_core=trace")]).expect("serves");
     let client = Client::new(&format!("http://{}", listening_on(&line)));
@@ -95,6 +120,74 @@ async fn a_whole_flow_at_trace_level_logs_no_secret() {
                 .chars()
                 .take(300)
                 .collect::<String>()
+        );
+    }
+}
+
+/// Lines of the bridge's log until it has been quiet for a moment.
+fn drain(lines: &std::sync::mpsc::Receiver<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(2)) {
+        out.push(line);
+    }
+    out
+}
+
+#[tokio::test]
+async fn json_lines_carry_each_requests_id_and_the_level_setting_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bridge.toml");
+    let extra = "log_format = \"json\"\nlog_level = \"warn,qr_bridge=info,tower_http=debug\"";
+    std::fs::write(&config, settings_toml("5m", dir.path(), extra)).unwrap();
+    // No RUST_LOG: the setting decides.
+    let (mut bridge, line, lines) = serve_logged(&config, &[("RUST_LOG", "")]).expect("serves");
+    let start: Value = serde_json::from_str(&line).expect("the start line is JSON");
+    assert_eq!(start["level"], "INFO", "{line}");
+    let base = format!("http://{}", listening_on(&line));
+    let http = reqwest::Client::new();
+    let get = |id: Option<&'static str>| {
+        let mut request = http.get(format!("{base}/healthz"));
+        if let Some(id) = id {
+            request = request.header("x-request-id", id);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let id = response.headers()["x-request-id"].to_str().unwrap();
+            id.to_owned()
+        }
+    };
+    // A proxy's plain id is kept, so its log and ours line up.
+    assert_eq!(get(Some("proxy-7f3a.1")).await, "proxy-7f3a.1");
+    // None, or one that could forge log structure, gets a fresh UUID.
+    let fresh = get(None).await;
+    let replaced = get(Some("a\"}{\"level\":\"ERROR")).await;
+    for id in [&fresh, &replaced] {
+        assert!(uuid::Uuid::try_parse(id).is_ok(), "{id}");
+    }
+    assert_ne!(fresh, replaced);
+    bridge.kill().unwrap();
+    bridge.wait().unwrap();
+
+    let log: Vec<Value> = drain(&lines)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    for id in ["proxy-7f3a.1", fresh.as_str(), replaced.as_str()] {
+        let of_request: Vec<&Value> = log
+            .iter()
+            .filter(|l| l["span"]["request_id"] == id)
+            .collect();
+        assert!(!of_request.is_empty(), "no line of request {id}: {log:#?}");
+        assert!(of_request.iter().all(|l| l["span"]["path"] == "/healthz"));
+    }
+    // warn for everyone else: hyper, the store and tower's own layers say nothing at info.
+    for line in &log {
+        let target = line["target"].as_str().unwrap_or_default();
+        let quiet = matches!(line["level"].as_str(), Some("WARN" | "ERROR"));
+        assert!(
+            quiet || target.starts_with("qr_bridge") || target.starts_with("tower_http"),
+            "{line}"
         );
     }
 }

@@ -15,6 +15,7 @@ mod kit;
 mod layers;
 mod limits;
 mod logs;
+mod manage;
 mod outage;
 mod pages;
 mod passkeys;

@@ -45,7 +45,10 @@ pub enum Approval {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PhoneOutcome {
-    Approved,
+    /// Signed in; `passkey` says with which of the person's passkeys, when known.
+    Approved {
+        passkey: Option<String>,
+    },
     Declined,
     /// Refused, but the person can try again (with a fresh challenge).
     Retry {
@@ -142,7 +145,8 @@ enum Step {
     /// The browser reported no passkey, or the person cancelled the prompt.
     NoPasskey,
     Failed(String),
-    Done,
+    /// Signed in, and with which passkey when known.
+    Done(Option<String>),
     Declined,
     Gone(String, String),
 }
@@ -169,7 +173,7 @@ fn Approve(ready: Approval) -> impl IntoView {
 
     let finish = move |outcome: Result<PhoneOutcome, ServerFnError>| {
         step.set(match outcome {
-            Ok(PhoneOutcome::Approved) => Step::Done,
+            Ok(PhoneOutcome::Approved { passkey }) => Step::Done(passkey),
             Ok(PhoneOutcome::Declined) => Step::Declined,
             Ok(PhoneOutcome::Retry { message }) => Step::Failed(message),
             Ok(PhoneOutcome::Gone { title, message }) => Step::Gone(title, message),
@@ -266,10 +270,13 @@ fn Approve(ready: Approval) -> impl IntoView {
             </div>
         }
             .into_any(),
-        Step::Done => view! {
+        Step::Done(passkey) => view! {
             <div class="result ok" role="status" data-testid="result">
                 <p class="big">"Done. You can close this window."</p>
                 <p class="muted">"You are being signed in on your computer."</p>
+                {passkey.map(|used| view! {
+                    <p class="muted" data-testid="passkey-used">"Approved with " {used} "."</p>
+                })}
             </div>
         }
             .into_any(),

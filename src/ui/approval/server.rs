@@ -8,7 +8,7 @@ use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use super::{Approval, Asking, PhoneOutcome};
 use crate::apps::App;
-use crate::bridge::{Answer, BridgeError, Open, wire_status};
+use crate::bridge::{Answer, Approved, BridgeError, Open, wire_status};
 use crate::limits::Operation;
 use crate::problem::Problem;
 use crate::session::{Kind, SessionId, Timestamp};
@@ -135,7 +135,8 @@ impl Phone {
             .await
         {
             Ok(state) => match wire_status(state) {
-                WireStatus::Completed => PhoneOutcome::Approved,
+                // Which passkey it was is not in the session: the phone only learns it went through.
+                WireStatus::Completed => PhoneOutcome::Approved { passkey: None },
                 WireStatus::Denied => PhoneOutcome::Declined,
                 WireStatus::Pending => PhoneOutcome::Retry {
                     message: "That did not go through on our side. Try again.".into(),
@@ -220,6 +221,40 @@ pub async fn open(session_id: &str, how: Open) -> Result<Approval, ServerFnError
     })
 }
 
+/// Which passkey approved, in words that tell a person's devices apart: the one made just now,
+/// or the one made on a given day (UTC).
+fn passkey_used(approved: &Approved) -> String {
+    if approved.new {
+        return "the passkey you just created".into();
+    }
+    let date = crate::bridge::iso8601(approved.passkey_created_at);
+    let mut parts = date.get(..10).unwrap_or_default().split('-');
+    let (year, month, day) = (parts.next(), parts.next(), parts.next());
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let month = month
+        .and_then(|m| m.parse::<usize>().ok())
+        .and_then(|m| MONTHS.get(m.wrapping_sub(1)));
+    match (year, month, day.and_then(|d| d.parse::<u8>().ok())) {
+        (Some(year), Some(month), Some(day)) => {
+            format!("your passkey created on {day} {month} {year}")
+        }
+        _ => "your passkey".into(),
+    }
+}
+
 /// The phone's signed answer, as the browser's JSON: a sign-in, or (`registration`) a new passkey.
 pub async fn answer(
     session_id: &str,
@@ -249,7 +284,9 @@ pub async fn answer(
         .bridge
         .answer(&phone.app, &phone.id, &answer, &phone.by)
         .await
-        .map(|()| PhoneOutcome::Approved);
+        .map(|approved| PhoneOutcome::Approved {
+            passkey: Some(passkey_used(&approved)),
+        });
     Ok(phone.told(result).await)
 }
 

@@ -1,4 +1,6 @@
-//! The `qr-bridge` command line: `serve` (the default), `apps add|list|remove` (which edit the settings file in place) and `keys rotate|list|import`.
+//! The `qr-bridge` command line: `serve` (the default), `apps add|list|remove` (which edit the settings file in place), `keys rotate|list|import`, and `users`/`passkeys` (see `manage`).
+
+mod manage;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -43,6 +45,14 @@ pub enum Command {
     /// Manage the key session tokens are signed with.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The people who signed up: list, show, remove, or sign out everywhere. Works while the
+    /// bridge runs (through its admin socket on the embedded store).
+    #[command(subcommand)]
+    Users(manage::UsersCommand),
+    /// Their passkeys: list one user's, or revoke one (it can no longer sign in, and the user's
+    /// tokens stop validating).
+    #[command(subcommand)]
+    Passkeys(manage::PasskeysCommand),
 }
 
 /// The signing keys live in the store (Redis, or `<data_dir>/signing-keys.json` for the embedded
@@ -101,13 +111,22 @@ pub enum AppsCommand {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            let settings = Settings::load(&cli.config)?;
-            crate::server::serve(settings).await
+        Command::Serve => crate::server::serve(logged(&cli.config)?).await,
+        Command::Apps(command) => {
+            crate::logging::init(Default::default(), "info")?;
+            apps(&cli.config, command)
         }
-        Command::Apps(command) => apps(&cli.config, command),
-        Command::Keys(command) => keys(&Settings::load(&cli.config)?, command).await,
+        Command::Keys(command) => keys(&logged(&cli.config)?, command).await,
+        Command::Users(command) => manage::users(&logged(&cli.config)?, command).await,
+        Command::Passkeys(command) => manage::passkeys(&logged(&cli.config)?, command).await,
     }
+}
+
+/// The settings, with the log they ask for started.
+fn logged(config: &Path) -> anyhow::Result<Settings> {
+    let settings = Settings::load(config)?;
+    crate::logging::init(settings.log_format, &settings.log_level)?;
+    Ok(settings)
 }
 
 async fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
