@@ -43,6 +43,8 @@ pub mod settings;
 pub mod state;
 #[cfg(feature = "ssr")]
 pub mod store;
+#[cfg(feature = "ssr")]
+pub mod telemetry;
 /// What the tests share (the API tests include the same file through `tests/kit`).
 #[cfg(all(test, feature = "ssr"))]
 mod testing;

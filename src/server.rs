@@ -13,12 +13,14 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::limits;
 use crate::limits::Activity;
-use crate::settings::{Connections, Settings, StoreKind};
+use crate::settings::{Connections, MetricsAt, Settings, StoreKind};
 use crate::state::AppState;
 use crate::store;
+use crate::telemetry;
 use crate::tls::{Accepted, Tls};
 use crate::ui::{App, shell};
 use crate::{api, headers};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 async fn readyz(
     axum::extract::State(state): axum::extract::State<AppState>,
@@ -44,6 +46,12 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         // Readiness, for load balancers: fails while the store does not answer.
         .route("/readyz", axum::routing::get(readyz))
+        .route(
+            "/metrics",
+            axum::routing::get(|state: axum::extract::State<AppState>| {
+                std::future::ready(scrape(state.metrics.as_ref()))
+            }),
+        )
         .leptos_routes(&state, pages, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(sessions)
@@ -57,7 +65,26 @@ pub fn app(state: AppState) -> Router {
         axum::http::StatusCode::REQUEST_TIMEOUT,
         request_timeout,
     ));
-    crate::logging::layer(headers::apply(router, https))
+    crate::logging::layer(headers::apply(router, https).layer(telemetry::http_layer()))
+}
+
+/// The Prometheus text format, or 404 where metrics are not served.
+fn scrape(handle: Option<&PrometheusHandle>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match handle {
+        Some(handle) => {
+            handle.run_upkeep();
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                handle.render(),
+            )
+                .into_response()
+        }
+        None => api::ApiError::RouteNotFound.into_response(),
+    }
 }
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -85,7 +112,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     for warning in &settings.warnings {
         tracing::warn!("SETTINGS: {warning}");
     }
-    let state = AppState::new(&settings, store.clone(), counter).await?;
+    let metrics = match settings.metrics {
+        MetricsAt::Off => None,
+        MetricsAt::Main | MetricsAt::Addr(_) => Some(telemetry::install()?),
+    };
+    let on_main = (settings.metrics == MetricsAt::Main)
+        .then(|| metrics.clone())
+        .flatten();
+    let state = AppState::new(&settings, store.clone(), counter, on_main).await?;
     let shutdown = state.shutdown.clone();
     // The embedded store's users live in this process: management commands come in here.
     if settings.store == StoreKind::Memory {
@@ -141,6 +175,27 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         tokio::spawn(serve_on(
             plain,
             redirect,
+            settings.connections,
+            None,
+            shutdown.clone(),
+        ));
+    }
+    if let (MetricsAt::Addr(addr), Some(handle)) = (settings.metrics, metrics) {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("metrics: cannot listen on {addr}: {e}"))?;
+        tracing::info!(
+            "metrics at http://{} (GET /metrics)",
+            listener.local_addr()?
+        );
+        let router = Router::new().route(
+            "/metrics",
+            axum::routing::get(move || std::future::ready(scrape(Some(&handle)))),
+        );
+        let router = crate::logging::layer(headers::apply(router, false));
+        tokio::spawn(serve_on(
+            listener,
+            router,
             settings.connections,
             None,
             shutdown.clone(),

@@ -71,6 +71,8 @@ struct File {
     acme: Option<AcmeFile>,
     #[serde(default)]
     redirect_addr: Option<SocketAddr>,
+    #[serde(default = "default_metrics")]
+    metrics: String,
     #[serde(default)]
     log_format: LogFormat,
     #[serde(default = "default_log_level")]
@@ -144,6 +146,10 @@ fn default_session_ttl() -> Duration {
     Duration::from_secs(300)
 }
 
+fn default_metrics() -> String {
+    "off".into()
+}
+
 fn default_log_level() -> String {
     "info".into()
 }
@@ -186,10 +192,23 @@ pub struct Settings {
     pub tls: Option<tls::Source>,
     /// A plain-HTTP listener that only redirects to HTTPS (and answers ACME HTTP-01 checks).
     pub redirect_addr: Option<SocketAddr>,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics: MetricsAt,
     /// Text or JSON lines.
     pub log_format: LogFormat,
     /// The log filter (`info`, `warn,qr_bridge=debug`…); `RUST_LOG` wins when set.
     pub log_level: String,
+}
+
+/// Where Prometheus scrapes the bridge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsAt {
+    /// Not at all (the default): nothing is recorded.
+    Off,
+    /// `/metrics` on the main listener, beside the API: reachable by whoever reaches the bridge.
+    Main,
+    /// `/metrics` on a listener of its own, e.g. `127.0.0.1:9464`: the safer choice.
+    Addr(SocketAddr),
 }
 
 /// How long and how many connections may take.
@@ -458,6 +477,16 @@ impl File {
             },
             tls,
             redirect_addr: self.redirect_addr,
+            metrics: match self.metrics.trim() {
+                "off" => MetricsAt::Off,
+                "main" => MetricsAt::Main,
+                addr => MetricsAt::Addr(addr.parse().map_err(|_| {
+                    Invalid::new(
+                        "metrics",
+                        "must be \"off\", \"main\" or an address such as \"127.0.0.1:9464\"",
+                    )
+                })?),
+            },
             log_format: self.log_format,
             log_level: {
                 crate::logging::filter(&self.log_level)

@@ -1,5 +1,6 @@
 //! The application state every handler and server function reaches: the service, the limits, the browser sessions, the shutdown signal and the site's build settings.
 
+use metrics_exporter_prometheus::PrometheusHandle;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -36,6 +37,8 @@ pub struct Shared {
     pub stream_heartbeat: std::time::Duration,
     pub public_origin: String,
     pub leptos: LeptosOptions,
+    /// Renders `/metrics` on the main listener (`metrics = "main"`); `None` answers 404 there.
+    pub metrics: Option<PrometheusHandle>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -59,6 +62,7 @@ impl AppState {
         settings: &Settings,
         store: Arc<dyn Store>,
         counter: Arc<dyn Counter>,
+        metrics: Option<PrometheusHandle>,
     ) -> Result<Self, SetupError> {
         let bridge = Arc::new(Bridge::new(settings, store).await?);
         let shutdown = CancellationToken::new();
@@ -76,6 +80,7 @@ impl AppState {
                 .map_err(|e| SetupError::Settings(Invalid::new("store", e)))?,
             public_origin: settings.public_origin.clone(),
             leptos: leptos_options(settings),
+            metrics,
         })))
     }
 }

@@ -27,10 +27,12 @@ use crate::apps::Apps;
 use crate::bridge::{
     Answer, BridgeError, Introspected, Observed, Open, Reveal, Start, iso8601, wire_status,
 };
+use crate::problem::Problem;
 use crate::session::{
     ApprovalContext, Kind, Requester, SessionId, StartedBy, parse_external_user_id,
 };
 use crate::state::AppState;
+use crate::telemetry;
 use crate::token::TokenError;
 use crate::wire::{
     Context, ContextType, Envelope, InitRegistrationRequest, InitRequest, Introspection, PhoneView,
@@ -233,7 +235,8 @@ async fn verify<C: DeserializeOwned + Send + Into<Answer>>(
     Answering(app, id, answer, phone, _): Answering<C>,
 ) -> Result<StatusCode, ApiError> {
     // The SDK's contract answers 204: which passkey it was is for our own page only.
-    state.bridge.answer(&app, &id, &answer, &phone).await?;
+    (state.bridge.answer(&app, &id, &answer, &phone).await)
+        .inspect_err(|e| telemetry::verify_refused(Problem::of(e).code))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

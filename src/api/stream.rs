@@ -84,6 +84,7 @@ fn event(o: &Observed, reveal: Reveal) -> Result<Event, BridgeError> {
 struct Watcher {
     /// Held for as long as the stream is open.
     _slots: Vec<StreamSlot>,
+    _counted: crate::telemetry::OpenStream,
     bridge: Arc<Bridge>,
     id: SessionId,
     token: Option<String>,
@@ -160,6 +161,7 @@ pub async fn open(
     let (subscription, first) = state.bridge.watch(&id, token.as_deref()).await?;
     let watcher = Watcher {
         _slots: slots,
+        _counted: crate::telemetry::OpenStream::counted(),
         bridge: state.bridge.clone(),
         id,
         token,

@@ -201,6 +201,7 @@ impl Bridge {
         };
         let session = Session::new(new, now, self.session_ttl);
         self.store.insert(&session).await?;
+        crate::telemetry::session_started(&session);
         Ok(Started {
             qr_url: self.qr_url(app, &id),
             session,
@@ -220,6 +221,14 @@ impl Bridge {
             return Err(BridgeError::NotFound);
         }
         let state = session.state_at(loaded.now);
+        // Nothing is written when a session expires: the first reader to see it counts it.
+        if state == State::Expired {
+            match self.store.note_expiry(id).await {
+                Ok(true) => crate::telemetry::session_finished(&session.app_id, State::Expired),
+                Ok(false) => {}
+                Err(e) => tracing::debug!(error = %e, "could not note an expiry"),
+            }
+        }
         Ok(Observed {
             state,
             completion: session.completion().filter(|_| state == State::Completed),
@@ -274,11 +283,15 @@ impl Bridge {
     ) -> Result<Session, BridgeError> {
         for _ in 0..MAX_ATTEMPTS {
             let mut loaded = self.store.load(id).await?.ok_or(BridgeError::NotFound)?;
+            let before = loaded.session.state_at(loaded.now);
             if step(&mut loaded.session, loaded.now)? == Applied::Unchanged {
                 return Ok(loaded.session);
             }
             match self.store.replace(id, loaded.rev, &loaded.session).await? {
-                Replaced::Done => return Ok(loaded.session),
+                Replaced::Done => {
+                    crate::telemetry::transition(&loaded.session, before, loaded.now);
+                    return Ok(loaded.session);
+                }
                 Replaced::Stale => continue,
                 Replaced::Gone => return Err(BridgeError::NotFound),
                 Replaced::Expired => return Err(BridgeError::Expired),

@@ -145,6 +145,17 @@ impl Bucket<'_> {
         }
     }
 
+    /// The limit's name as the settings write it, for the metrics.
+    fn name(&self) -> &'static str {
+        match self {
+            Bucket::StatusToken(_) => "status_per_token",
+            Bucket::StatusClient(_) => "status_per_client",
+            Bucket::InitKey(_) => "init_per_key",
+            Bucket::InitClient(_) => "init_per_client",
+            Bucket::PhoneClient(_) => "phone_per_client",
+        }
+    }
+
     /// Counters are named by digests, so no token or key ever appears in a counter's name.
     fn key(&self, limits: &Limits) -> String {
         let client = |ip: &IpAddr| secret::digest(&network(*ip, limits.ipv6_prefix).to_string());
@@ -214,9 +225,10 @@ impl Limiter {
         }))
         .await;
         let mut wait = None;
-        for (rate, hit) in hits {
+        for (bucket, (rate, hit)) in buckets.iter().zip(hits) {
             match hit {
                 Ok((n, left)) if n > rate.count => {
+                    crate::telemetry::rate_limited(bucket.name());
                     wait = Some(wait.unwrap_or(Duration::ZERO).max(left))
                 }
                 Ok(_) => {}

@@ -261,6 +261,9 @@ pub struct Session {
     /// A digest naming the browser that first opened the approval page (see [`Session::claim`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     claimed_by: Option<String>,
+    /// When a phone first opened it (`Scan`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scanned_at: Option<Timestamp>,
 }
 
 impl Session {
@@ -280,6 +283,7 @@ impl Session {
             session_token: None,
             requester: new.requester,
             claimed_by: None,
+            scanned_at: None,
         }
     }
 
@@ -320,6 +324,11 @@ impl Session {
         } else {
             self.state
         }
+    }
+
+    /// When a phone first opened the session, if one did.
+    pub fn scanned_at(&self) -> Option<Timestamp> {
+        self.scanned_at
     }
 
     pub fn user_id(&self) -> Option<&UserId> {
@@ -366,7 +375,10 @@ impl Session {
                 self.user_id = Some(done.user_id);
                 self.session_token = Some(done.session_token);
             }
-            Event::Scan | Event::Deny | Event::Cancel => {}
+            Event::Scan => {
+                self.scanned_at.get_or_insert(now);
+            }
+            Event::Deny | Event::Cancel => {}
         }
         self.state = next;
         Ok(Applied::Changed)
@@ -424,6 +436,21 @@ mod tests {
             Event::Deny,
             Event::Cancel,
         ]
+    }
+
+    #[test]
+    fn the_first_scan_is_remembered_for_the_time_to_approve() {
+        let mut s = fresh();
+        assert_eq!(s.scanned_at(), None);
+        let first = T0.plus(Duration::from_secs(4));
+        s.apply(Event::Scan, first).unwrap();
+        s.apply(Event::Scan, first.plus(Duration::from_secs(9)))
+            .unwrap();
+        assert_eq!(
+            s.scanned_at(),
+            Some(first),
+            "a reopened page keeps the first scan"
+        );
     }
 
     /// A session in `state`, reached through the machine itself (Expired by letting time pass).

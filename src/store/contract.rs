@@ -227,6 +227,19 @@ fn same(a: &Ceremony, b: &Ceremony) -> bool {
     serde_json::to_string(a).unwrap() == serde_json::to_string(b).unwrap()
 }
 
+async fn an_expiry_is_noted_by_its_first_reader_only(store: Arc<dyn Store>, clock: Clock) {
+    let s = inserted(&*store, Duration::from_millis(100)).await;
+    assert!(!store.note_expiry(&s.id).await.unwrap(), "not expired yet");
+    pass(&clock, Duration::from_millis(150)).await;
+    let noted = futures::future::join_all((0..4).map(|_| store.note_expiry(&s.id))).await;
+    let first = noted.iter().filter(|n| *n.as_ref().unwrap()).count();
+    assert_eq!(first, 1, "{noted:?}");
+    assert!(!store.note_expiry(&s.id).await.unwrap());
+    let unknown = SessionId::from_uuid(uuid::Uuid::new_v4());
+    assert!(!store.note_expiry(&unknown).await.unwrap());
+    assert!(store.load(&s.id).await.unwrap().is_some(), "still readable");
+}
+
 async fn a_ceremony_is_taken_once(store: Arc<dyn Store>, _clock: Clock) {
     let s = inserted(&*store, Duration::from_secs(60)).await;
     let c = ceremony();
@@ -580,6 +593,7 @@ contract!(
     writes_after_expiry_are_refused_but_the_session_stays_readable,
     sessions_past_retention_are_gone,
     the_clock_is_wall_time,
+    an_expiry_is_noted_by_its_first_reader_only,
     a_ceremony_is_taken_once,
     a_newer_ceremony_replaces_the_older,
     concurrent_takers_of_one_ceremony_have_one_winner,

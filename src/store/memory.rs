@@ -86,6 +86,8 @@ struct Inner {
 struct Entry {
     session: Session,
     rev: u64,
+    /// Someone has seen it expired (see `Store::note_expiry`).
+    expiry_noted: bool,
 }
 
 fn dropped_at(session: &Session) -> Timestamp {
@@ -276,6 +278,7 @@ impl Store for MemoryStore {
             Box::new(Entry {
                 session: session.clone(),
                 rev: 1,
+                expiry_noted: false,
             }),
         );
         Ok(())
@@ -313,6 +316,7 @@ impl Store for MemoryStore {
             Box::new(Entry {
                 session: session.clone(),
                 rev: rev + 1,
+                expiry_noted: false,
             }),
         );
         drop(inner);
@@ -325,6 +329,19 @@ impl Store for MemoryStore {
             let _ = listeners.send(Notice::Changed);
         }
         Ok(Replaced::Done)
+    }
+
+    async fn note_expiry(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let Some(entry) = inner.sessions.get_mut(id) else {
+            return Ok(false);
+        };
+        let first = now >= entry.session.expires_at
+            && now < dropped_at(&entry.session)
+            && !entry.expiry_noted;
+        entry.expiry_noted |= first;
+        Ok(first)
     }
 
     async fn put_ceremony(

@@ -1,5 +1,6 @@
 //! Where sessions live: one trait, an embedded backend and a Redis backend, held to one contract suite.
 
+mod measured;
 mod memory;
 mod pubsub;
 mod redis;
@@ -169,6 +170,10 @@ pub trait Store: Send + Sync + 'static {
         session: &Session,
     ) -> Result<Replaced, StoreError>;
 
+    /// Marks that an expired session was seen expired: `true` for the first caller only (on
+    /// any instance), `false` after that, or when the session is gone or not expired yet.
+    async fn note_expiry(&self, id: &SessionId) -> Result<bool, StoreError>;
+
     /// Keeps the WebAuthn ceremony of a session until `until`, replacing any earlier one, so only
     /// the newest challenge can be answered.
     async fn put_ceremony(
@@ -253,10 +258,12 @@ pub async fn open(
     data_dir: &Path,
     clock: &crate::clock::Clock,
 ) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(match kind {
+    let store: Arc<dyn Store> = match kind {
         StoreKind::Memory => Arc::new(MemoryStore::open_with(data_dir, clock.clone())?),
         StoreKind::Redis { url } => Arc::new(RedisStore::connect(url, prefix).await?),
-    })
+    };
+    // Timed for the metrics (a no-op until `serve` installs a recorder).
+    Ok(Arc::new(measured::Measured(store)))
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {

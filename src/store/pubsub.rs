@@ -193,6 +193,7 @@ async fn run(inner: Arc<Inner>) {
                     }
                 }
                 *inner.sink.lock().await = None;
+                crate::telemetry::pubsub_reconnected();
                 tracing::warn!("lost the Redis pub/sub connection; reconnecting");
             }
             Err(e) => {
@@ -317,6 +318,7 @@ impl Sharded {
             }
             (redis::PushKind::Disconnection, _) => {
                 self.connections.fetch_add(1, Ordering::Relaxed);
+                crate::telemetry::pubsub_reconnected();
                 tracing::warn!("lost a Redis Cluster pub/sub connection; subscribing again");
                 for wanted in self.channels().values_mut() {
                     wanted.confirmed = false;

@@ -67,6 +67,16 @@ redis.call(ARGV[4], ARGV[3], rev)
 return 1
 ";
 
+/// Marks a session seen expired, once: only a session whose `exp` Redis's clock has passed.
+const NOTE_EXPIRY: &str = r"
+local exp = redis.call('HGET', KEYS[1], 'exp')
+if not exp then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now < tonumber(exp) then return 0 end
+return redis.call('HSETNX', KEYS[1], 'expiry_noted', '1')
+";
+
 /// Creates a user, lists it in its app's set and claims its external id in one step, refusing
 /// if either id is taken. KEYS[3] is the external id's key, absent for a user without one; every
 /// key shares the app's hash tag.
@@ -297,6 +307,7 @@ pub struct RedisStore {
     insert: Script,
     load: Script,
     replace: Script,
+    note_expiry: Script,
     create_user: Script,
     replace_user: Script,
     remove_user: Script,
@@ -337,6 +348,7 @@ impl RedisStore {
             insert: Script::new(INSERT),
             load: Script::new(LOAD),
             replace: Script::new(REPLACE),
+            note_expiry: Script::new(NOTE_EXPIRY),
             create_user: Script::new(CREATE_USER),
             replace_user: Script::new(REPLACE_USER),
             remove_user: Script::new(REMOVE_USER),
@@ -488,6 +500,13 @@ impl Store for RedisStore {
             -1 => Replaced::Gone,
             _ => Replaced::Expired,
         })
+    }
+
+    async fn note_expiry(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let script = self.note_expiry.key(self.key(id));
+        // Never sent twice: a lost reply would have a second attempt answer "not first".
+        let first: i64 = self.run_once(Command::Script(&script)).await?;
+        Ok(first == 1)
     }
 
     async fn put_ceremony(

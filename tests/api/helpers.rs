@@ -158,6 +158,10 @@ impl Store for Counted {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.replace(id, rev, s).await
     }
+    async fn note_expiry(&self, id: &SessionId) -> Result<bool, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.note_expiry(id).await
+    }
     async fn put_ceremony(
         &self,
         id: &SessionId,
@@ -381,7 +385,7 @@ impl TestApp {
             inner,
             calls: AtomicUsize::new(0),
         });
-        let state = AppState::new(&settings, store.clone(), counter)
+        let state = AppState::new(&settings, store.clone(), counter, None)
             .await
             .expect("bridge");
         // What the bridge reads at start (its keys, the clock) is no request's doing.

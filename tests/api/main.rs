@@ -16,6 +16,7 @@ mod layers;
 mod limits;
 mod logs;
 mod manage;
+mod metrics;
 mod outage;
 mod pages;
 mod passkeys;

@@ -284,6 +284,7 @@ pub async fn answer(
         .bridge
         .answer(&phone.app, &phone.id, &answer, &phone.by)
         .await
+        .inspect_err(|e| crate::telemetry::verify_refused(Problem::of(e).code))
         .map(|approved| PhoneOutcome::Approved {
             passkey: Some(passkey_used(&approved)),
         });
