@@ -16,6 +16,8 @@ pub mod api;
 #[cfg(feature = "ssr")]
 pub mod apps;
 #[cfg(feature = "ssr")]
+pub mod audit;
+#[cfg(feature = "ssr")]
 pub mod bridge;
 #[cfg(feature = "ssr")]
 pub mod cli;

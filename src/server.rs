@@ -123,7 +123,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let shutdown = state.shutdown.clone();
     // The embedded store's users live in this process: management commands come in here.
     if settings.store == StoreKind::Memory {
-        let manager = crate::manage::Manager::new(store, settings.apps.clone());
+        let manager =
+            crate::manage::Manager::new(store, settings.apps.clone(), settings.audit_retention);
         crate::manage::socket::listen(&settings.data_dir, Arc::new(manager), shutdown.clone())
             .await?;
     }

@@ -41,6 +41,8 @@ struct File {
     signing_key: Option<PathBuf>,
     #[serde(default = "default_token_ttl", with = "humantime_serde")]
     token_ttl: Duration,
+    #[serde(default = "default_audit_retention", with = "humantime_serde")]
+    audit_retention: Duration,
     #[serde(default)]
     limits: Limits,
     #[serde(default)]
@@ -158,6 +160,10 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
 
+fn default_audit_retention() -> Duration {
+    Duration::from_secs(90 * 86_400)
+}
+
 fn default_token_ttl() -> Duration {
     Duration::from_secs(3600)
 }
@@ -174,6 +180,8 @@ pub struct Settings {
     /// Where the embedded store keeps users and passkeys, and where a signing key is made if none is given.
     pub data_dir: PathBuf,
     pub token_ttl: Duration,
+    /// How long the audit trail keeps an event.
+    pub audit_retention: Duration,
     pub apps: Arc<Apps>,
     /// The app whose sign-in page is served at `/`.
     pub home_app: Option<String>,
@@ -445,6 +453,7 @@ impl File {
             public_origin,
             store,
             session_ttl: self.session_ttl,
+            audit_retention: self.audit_retention,
             site_root: self.site_root,
             data_dir: self.data_dir,
             token_ttl: self.token_ttl,

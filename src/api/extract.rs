@@ -239,6 +239,23 @@ impl<B: StartBody> FromRequest<AppState> for Starting<B> {
     }
 }
 
+/// Where a request comes from, as the audit trail keeps it: the client's address (behind trusted
+/// proxies) and its user agent.
+pub struct Seen(pub Requester);
+
+impl FromRequestParts<AppState> for Seen {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
+        let user_agent = header(&parts.headers, USER_AGENT);
+        Ok(Seen(Requester::new(user_agent, Some(ip.to_string()))))
+    }
+}
+
 /// A phone's signed answer through the API: the app, the session named in the body, the answer
 /// and the phone's claim; counted by the phone limits once the body has been read.
 pub struct Answering<C>(

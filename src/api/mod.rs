@@ -21,7 +21,7 @@ use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 pub use error::ApiError;
 pub use extract::ClientIp;
-use extract::{Answering, Backend, Bearer, Desktop, Id, Phone, Starting, TokenParam};
+use extract::{Answering, Backend, Bearer, Desktop, Id, Phone, Seen, Starting, TokenParam};
 
 use crate::apps::Apps;
 use crate::bridge::{
@@ -32,7 +32,6 @@ use crate::session::{
     ApprovalContext, Kind, Requester, SessionId, StartedBy, parse_external_user_id,
 };
 use crate::state::AppState;
-use crate::telemetry;
 use crate::token::TokenError;
 use crate::wire::{
     Context, ContextType, Envelope, InitRegistrationRequest, InitRequest, Introspection, PhoneView,
@@ -232,12 +231,18 @@ async fn open(
 /// `verify` (a signed challenge) and `verify-registration` (a new passkey).
 async fn verify<C: DeserializeOwned + Send + Into<Answer>>(
     State(state): State<AppState>,
+    Seen(from): Seen,
     Answering(app, id, answer, phone, _): Answering<C>,
 ) -> Result<StatusCode, ApiError> {
     // The SDK's contract answers 204: which passkey it was is for our own page only.
-    (state.bridge.answer(&app, &id, &answer, &phone).await)
-        .inspect_err(|e| telemetry::verify_refused(Problem::of(e).code))?;
-    Ok(StatusCode::NO_CONTENT)
+    match state.bridge.answer(&app, &id, &answer, &phone, &from).await {
+        Ok(_) => Ok(StatusCode::NO_CONTENT),
+        Err(e) => {
+            let code = Problem::of(&e).code;
+            state.bridge.refused(&app, &id, &from, code).await;
+            Err(e.into())
+        }
+    }
 }
 
 async fn cancel(
@@ -267,9 +272,10 @@ async fn outcome(
 async fn deny(
     State(state): State<AppState>,
     Id(id): Id,
+    Seen(from): Seen,
     Phone(app, phone): Phone,
 ) -> Result<StatusCode, ApiError> {
-    state.bridge.deny(&app, &id, &phone).await?;
+    state.bridge.deny(&app, &id, &phone, &from).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

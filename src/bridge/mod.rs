@@ -3,6 +3,9 @@
 mod error;
 pub mod keys;
 mod phone;
+mod record;
+
+pub use record::Recorder;
 mod report;
 mod tokens;
 
@@ -83,6 +86,7 @@ pub struct Bridge {
     tokens: Tokens,
     public_origin: String,
     session_ttl: Duration,
+    recorder: Recorder,
 }
 
 /// An introspected token (RFC 7662): its claims when it is active for the asking app.
@@ -114,6 +118,7 @@ impl Bridge {
                 version,
                 now,
             )?,
+            recorder: Recorder::new(store.clone(), settings.audit_retention),
             store,
             public_origin: settings.public_origin.clone(),
             session_ttl: settings.session_ttl,

@@ -6,11 +6,12 @@ use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 use super::{Bridge, BridgeError, CEREMONY_OUTLIVES_SESSION, MAX_ATTEMPTS, Opened, owned_by};
 use crate::account::{Ceremony, StoredPasskey, User, user_handle, user_id};
 use crate::apps::App;
+use crate::audit::{Action, AuditEvent};
 use crate::passkey::refuse_cross_origin;
-use crate::session::Timestamp;
 use crate::session::{
     Applied, Completion, Event, EventKind, Kind, Session, SessionId, StartedBy, State,
 };
+use crate::session::{Requester, Timestamp};
 use crate::store::{Created, Loaded, Replaced};
 
 /// The passkey that approved, so the phone can say which of the person's devices it was.
@@ -74,10 +75,14 @@ impl Bridge {
         id: &SessionId,
         answer: &Answer,
         by: &str,
+        from: &Requester,
     ) -> Result<Approved, BridgeError> {
         match answer {
-            Answer::SignIn(credential) => self.verify(app, id, credential, by).await,
-            Answer::Register(credential) => self.verify_registration(app, id, credential, by).await,
+            Answer::SignIn(credential) => self.verify(app, id, credential, by, from).await,
+            Answer::Register(credential) => {
+                self.verify_registration(app, id, credential, by, from)
+                    .await
+            }
         }
     }
 
@@ -191,6 +196,7 @@ impl Bridge {
         id: &SessionId,
         response: &PublicKeyCredential,
         by: &str,
+        from: &Requester,
     ) -> Result<Approved, BridgeError> {
         refuse_cross_origin(&response.response.client_data_json)?;
         let (loaded, ceremony) = self.take_ceremony(app, id, by).await?;
@@ -225,6 +231,12 @@ impl Bridge {
             match self.store.replace_user(&stored.user, stored.rev).await? {
                 Replaced::Done => {
                     self.complete(app, id, &stored.user).await?;
+                    let event = AuditEvent::new(Action::SignIn, &app.id, loaded.now)
+                        .of_session(&loaded.session)
+                        .user(owner.as_str())
+                        .passkey(credential_id)
+                        .phone(from);
+                    self.recorder.record(event).await;
                     return Ok(approved);
                 }
                 Replaced::Stale => continue,
@@ -242,9 +254,11 @@ impl Bridge {
         id: &SessionId,
         response: &RegisterPublicKeyCredential,
         by: &str,
+        from: &Requester,
     ) -> Result<Approved, BridgeError> {
         refuse_cross_origin(&response.response.client_data_json)?;
         let (Loaded { session, now, .. }, ceremony) = self.take_ceremony(app, id, by).await?;
+        let started = AuditEvent::new(Action::Registration, &app.id, now).of_session(&session);
         let Ceremony::Register {
             state,
             handle,
@@ -276,6 +290,12 @@ impl Bridge {
             }
         };
         self.complete(app, id, &user).await?;
+        let event = started.user(user.id.as_str()).phone(from);
+        let event = match user.passkeys.last() {
+            Some(made) => event.passkey(made.passkey.cred_id().as_slice()),
+            None => event,
+        };
+        self.recorder.record(event).await;
         Ok(Approved {
             passkey_created_at: now,
             new: true,
@@ -364,18 +384,60 @@ impl Bridge {
     }
 
     /// The phone that opened the request declines it. Repeating it is harmless.
-    pub async fn deny(&self, app: &App, id: &SessionId, by: &str) -> Result<(), BridgeError> {
-        self.update(id, |s, now| {
-            owned_by(s, app)?;
-            // A session that is over says so first; a repeat of the denial changes nothing.
-            if s.accepts(EventKind::Deny, now)?.is_none() {
-                return Ok(Applied::Unchanged);
+    /// The person declined on the phone `by`, seen as `from`.
+    pub async fn deny(
+        &self,
+        app: &App,
+        id: &SessionId,
+        by: &str,
+        from: &Requester,
+    ) -> Result<(), BridgeError> {
+        let mut declined = None;
+        let session = self
+            .update(id, |s, now| {
+                owned_by(s, app)?;
+                // A session that is over says so first; a repeat of the denial changes nothing.
+                if s.accepts(EventKind::Deny, now)?.is_none() {
+                    declined = None;
+                    return Ok(Applied::Unchanged);
+                }
+                s.check_opened_by(by)?;
+                declined = Some(now);
+                Ok(s.apply(Event::Deny, now)?)
+            })
+            .await?;
+        if let Some(at) = declined {
+            let event = AuditEvent::new(Action::Declined, &app.id, at);
+            self.recorder
+                .record(event.of_session(&session).phone(from))
+                .await;
+        }
+        Ok(())
+    }
+
+    /// A phone's answer was refused for `code` (the API's error code): counted and kept in the
+    /// trail. The callers hold the code table (`problem`), so they say which.
+    pub async fn refused(&self, app: &App, id: &SessionId, from: &Requester, code: &'static str) {
+        crate::telemetry::verify_refused(code);
+        let loaded = match self.store.load(id).await {
+            Ok(Some(loaded)) if loaded.session.app_id == app.id => loaded,
+            // An unknown session (or another app's) names no desktop; the refusal still counts.
+            Ok(_) => {
+                let at = self.store.now().await.unwrap_or(Timestamp::from_millis(0));
+                let event = AuditEvent::new(Action::PasskeyRefused, &app.id, at);
+                self.recorder.record(event.phone(from).reason(code)).await;
+                return;
             }
-            s.check_opened_by(by)?;
-            Ok(s.apply(Event::Deny, now)?)
-        })
-        .await
-        .map(drop)
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read a session to record a refusal");
+                return;
+            }
+        };
+        let event = AuditEvent::new(Action::PasskeyRefused, &app.id, loaded.now)
+            .of_session(&loaded.session)
+            .phone(from)
+            .reason(code);
+        self.recorder.record(event).await;
     }
 }
 

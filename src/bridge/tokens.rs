@@ -2,6 +2,7 @@
 
 use super::{Bridge, BridgeError, Introspected};
 use crate::apps::App;
+use crate::audit::{Action, AuditEvent};
 use crate::session::{Timestamp, UserId};
 use crate::token::{Claims, TokenError};
 
@@ -44,6 +45,11 @@ impl Bridge {
             return Ok(());
         }
         let until = Timestamp::from_millis(claims.exp.saturating_add(60).saturating_mul(1000));
-        Ok(self.store.revoke_token(&claims.jti, until).await?)
+        self.store.revoke_token(&claims.jti, until).await?;
+        let mut event = AuditEvent::new(Action::TokenRevoked, &app.id, self.store.now().await?)
+            .user(&claims.sub);
+        event.session_id = Some(claims.jti.clone());
+        self.recorder.record(event).await;
+        Ok(())
     }
 }

@@ -5,7 +5,11 @@ use std::io::Write;
 use anyhow::Context as _;
 use clap::Subcommand;
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::audit::{AuditEvent, Query};
 use crate::manage::{Manager, PasskeyView, Reply, Request, UserView, socket};
+use crate::session::{Requester, Timestamp};
 use crate::settings::{Settings, StoreKind};
 
 #[derive(Debug, Subcommand)]
@@ -53,6 +57,49 @@ pub enum PasskeysCommand {
     },
 }
 
+/// `qr-bridge audit`: the trail, filtered.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    #[arg(long, value_name = "APP ID")]
+    app: Option<String>,
+    #[arg(long, value_name = "USER ID")]
+    user: Option<String>,
+    /// Only events from then on: a time ago (`24h`, `7d`) or a time (`2026-11-30T08:00:00Z`).
+    #[arg(long, value_name = "WHEN")]
+    since: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn audit(settings: &Settings, args: AuditArgs) -> anyhow::Result<()> {
+    let since = args.since.as_deref().map(since).transpose()?;
+    let query = Query {
+        app: args.app,
+        user: args.user,
+        since,
+    };
+    answer(settings, Request::Audit { query }, args.json).await
+}
+
+/// `24h` ago, or the time written.
+fn since(text: &str) -> anyhow::Result<Timestamp> {
+    let at = match humantime::parse_duration(text) {
+        Ok(ago) => SystemTime::now()
+            .checked_sub(ago)
+            .unwrap_or(UNIX_EPOCH),
+        Err(_) => humantime::parse_rfc3339_weak(text).map_err(|_| {
+            anyhow::anyhow!("--since: {text:?} is neither a duration (24h, 7d) nor a time (2026-11-30T08:00:00Z)")
+        })?,
+    };
+    let ms = at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    Ok(Timestamp::from_millis(
+        u64::try_from(ms).unwrap_or(u64::MAX),
+    ))
+}
+
 pub async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<()> {
     let (request, json) = match command {
         UsersCommand::List { app, json } => (Request::ListUsers { app }, json),
@@ -91,6 +138,15 @@ async fn answer(settings: &Settings, request: Request, json: bool) -> anyhow::Re
             Reply::SignedOut { user, at } => {
                 serde_json::json!({"user": user, "signed_out_at": at})
             }
+            Reply::Audit(events) => {
+                let mut list = Vec::with_capacity(events.len());
+                for event in events {
+                    let mut value = serde_json::to_value(event)?;
+                    value["at"] = crate::bridge::iso8601(event.at).into();
+                    list.push(value);
+                }
+                serde_json::Value::Array(list)
+            }
         };
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(());
@@ -112,6 +168,12 @@ async fn answer(settings: &Settings, request: Request, json: bool) -> anyhow::Re
         Reply::Passkeys(passkeys) => {
             for passkey in &passkeys {
                 writeln!(out, "{}", passkey_line(passkey))?;
+            }
+        }
+        Reply::Audit(events) if events.is_empty() => writeln!(out, "No events.")?,
+        Reply::Audit(events) => {
+            for event in &events {
+                writeln!(out, "{}", event_line(event))?;
             }
         }
         Reply::SignedOut { user, at } => {
@@ -141,7 +203,11 @@ async fn here(settings: &Settings) -> anyhow::Result<Manager> {
     )
     .await
     .context("opening the store")?;
-    Ok(Manager::new(store, settings.apps.clone()))
+    Ok(Manager::new(
+        store,
+        settings.apps.clone(),
+        settings.audit_retention,
+    ))
 }
 
 fn user_line(user: &UserView) -> String {
@@ -153,6 +219,37 @@ fn user_line(user: &UserView) -> String {
         user.passkeys.len(),
         user.created_at
     )
+}
+
+fn event_line(event: &AuditEvent) -> String {
+    let mut line = format!(
+        "{}  {:?}  app {}",
+        crate::bridge::iso8601(event.at),
+        event.action,
+        event.app_id
+    );
+    let seen = |who: &Requester| {
+        let agent: String = (who.user_agent.as_deref().unwrap_or("?").chars())
+            .take(60)
+            .collect();
+        format!("{} \"{agent}\"", who.address.as_deref().unwrap_or("?"))
+    };
+    let parts = [
+        event.user_id.as_ref().map(|u| format!("user {u}")),
+        event.passkey_id.as_ref().map(|p| format!("passkey {p}")),
+        event.session_id.as_ref().map(|s| format!("session {s}")),
+        event
+            .desktop
+            .as_ref()
+            .map(|d| format!("desktop {}", seen(d))),
+        event.phone.as_ref().map(|p| format!("phone {}", seen(p))),
+        event.reason.as_ref().map(|r| format!("reason {r}")),
+    ];
+    for part in parts.into_iter().flatten() {
+        line.push_str("  ");
+        line.push_str(&part);
+    }
+    line
 }
 
 fn passkey_line(passkey: &PasskeyView) -> String {

@@ -53,6 +53,9 @@ pub enum Command {
     /// tokens stop validating).
     #[command(subcommand)]
     Passkeys(manage::PasskeysCommand),
+    /// The audit trail: sign-ins, registrations, refused passkeys, declines and revocations,
+    /// with who, which app, which passkey, from where and when.
+    Audit(manage::AuditArgs),
 }
 
 /// The signing keys live in the store (Redis, or `<data_dir>/signing-keys.json` for the embedded
@@ -119,6 +122,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(command) => keys(&logged(&cli.config)?, command).await,
         Command::Users(command) => manage::users(&logged(&cli.config)?, command).await,
         Command::Passkeys(command) => manage::passkeys(&logged(&cli.config)?, command).await,
+        Command::Audit(args) => manage::audit(&logged(&cli.config)?, args).await,
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod socket;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::{StoredPasskey, User};
 use crate::apps::Apps;
+use crate::audit::{Action, AuditEvent, Query};
+use crate::bridge::Recorder;
 use crate::session::{Timestamp, UserId};
 use crate::store::{LoadedUser, Replaced, Store, StoreError};
 use crate::token::{LONGEST_TOKEN_TTL, RETIRED_GRACE};
@@ -31,6 +34,7 @@ pub enum Request {
     SignOut { user: String },
     ListPasskeys { user: String },
     RevokePasskey { passkey: String },
+    Audit { query: Query },
 }
 
 /// What a request found or did.
@@ -45,6 +49,8 @@ pub enum Reply {
         user: UserView,
         at: String,
     },
+    /// The audit trail's events that matched, oldest first.
+    Audit(Vec<AuditEvent>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,11 +89,18 @@ pub enum ManageError {
 pub struct Manager {
     store: Arc<dyn Store>,
     apps: Arc<Apps>,
+    recorder: Recorder,
 }
 
 impl Manager {
-    pub fn new(store: Arc<dyn Store>, apps: Arc<Apps>) -> Self {
-        Self { store, apps }
+    /// Over `store`, for the settings' apps; changes are kept in the trail for `audit_retention`.
+    pub fn new(store: Arc<dyn Store>, apps: Arc<Apps>, audit_retention: Duration) -> Self {
+        let recorder = Recorder::new(store.clone(), audit_retention);
+        Self {
+            store,
+            apps,
+            recorder,
+        }
     }
 
     pub async fn run(&self, request: Request) -> Result<Reply, ManageError> {
@@ -98,9 +111,19 @@ impl Manager {
                 view(&self.find(&user).await?.user).passkeys,
             )),
             Request::RemoveUser { user } => self.remove(&user).await,
+            Request::Audit { query } => {
+                let since = query.since.unwrap_or(Timestamp::from_millis(0));
+                let events = self.store.read_audit(since).await?;
+                Ok(Reply::Audit(
+                    events.into_iter().filter(|e| query.matches(e)).collect(),
+                ))
+            }
             Request::SignOut { user } => {
                 let user = self.find(&user).await?.user;
                 let at = self.sign_out(&user).await?;
+                let event =
+                    AuditEvent::new(Action::SignedOut, &user.app_id, at).user(user.id.as_str());
+                self.recorder.record(event).await;
                 Ok(Reply::SignedOut {
                     user: view(&user),
                     at: crate::bridge::iso8601(at),
@@ -165,6 +188,9 @@ impl Manager {
             {
                 Replaced::Done => {
                     let at = self.sign_out(user).await?;
+                    let event = AuditEvent::new(Action::UserRemoved, &user.app_id, at)
+                        .user(user.id.as_str());
+                    self.recorder.record(event).await;
                     return Ok(Reply::SignedOut {
                         user: view(user),
                         at: crate::bridge::iso8601(at),
@@ -197,6 +223,10 @@ impl Manager {
             match self.store.replace_user(&loaded.user, loaded.rev).await? {
                 Replaced::Done => {
                     let at = self.sign_out(&loaded.user).await?;
+                    let event = AuditEvent::new(Action::PasskeyRevoked, &loaded.user.app_id, at)
+                        .user(loaded.user.id.as_str())
+                        .passkey(&raw);
+                    self.recorder.record(event).await;
                     return Ok(Reply::SignedOut {
                         user: view(&loaded.user),
                         at: crate::bridge::iso8601(at),

@@ -240,6 +240,32 @@ async fn an_expiry_is_noted_by_its_first_reader_only(store: Arc<dyn Store>, cloc
     assert!(store.load(&s.id).await.unwrap().is_some(), "still readable");
 }
 
+async fn the_audit_trail_keeps_events_for_their_retention(store: Arc<dyn Store>, clock: Clock) {
+    use crate::audit::{Action, AuditEvent};
+    let keep = Duration::from_millis(150);
+    let now = store.now().await.unwrap();
+    let old = AuditEvent::new(Action::SignIn, "app_a", now).user("usr_old");
+    store.append_audit(&old, keep).await.unwrap();
+    pass(&clock, Duration::from_millis(250)).await;
+    let later = store.now().await.unwrap();
+    let new = AuditEvent::new(Action::Declined, "app_b", later);
+    store.append_audit(&new, keep).await.unwrap();
+    let newer = AuditEvent::new(Action::SignedOut, "app_a", later).user("usr_new");
+    store.append_audit(&newer, keep).await.unwrap();
+    assert_eq!(
+        store.read_audit(Timestamp::from_millis(0)).await.unwrap(),
+        [new.clone(), newer.clone()],
+        "the old event is gone, the rest kept in order"
+    );
+    assert_eq!(
+        store
+            .read_audit(later.plus(Duration::from_secs(60)))
+            .await
+            .unwrap(),
+        []
+    );
+}
+
 async fn a_ceremony_is_taken_once(store: Arc<dyn Store>, _clock: Clock) {
     let s = inserted(&*store, Duration::from_secs(60)).await;
     let c = ceremony();
@@ -594,6 +620,7 @@ contract!(
     sessions_past_retention_are_gone,
     the_clock_is_wall_time,
     an_expiry_is_noted_by_its_first_reader_only,
+    the_audit_trail_keeps_events_for_their_retention,
     a_ceremony_is_taken_once,
     a_newer_ceremony_replaces_the_older,
     concurrent_takers_of_one_ceremony_have_one_winner,
@@ -670,6 +697,15 @@ async fn embedded_users_keys_and_revocations_survive_a_restart() {
             .sign_out_user("app_a", &user.id, Timestamp::from_millis(5), later)
             .await
             .unwrap();
+        let event = crate::audit::AuditEvent::new(
+            crate::audit::Action::SignIn,
+            "app_a",
+            store.now().await.unwrap(),
+        );
+        store
+            .append_audit(&event, Duration::from_secs(3600))
+            .await
+            .unwrap();
     }
     let reopened = MemoryStore::open(dir.path()).unwrap();
     let found = reopened
@@ -691,6 +727,15 @@ async fn embedded_users_keys_and_revocations_survive_a_restart() {
         Some(Timestamp::from_millis(5)),
         "and a signed-out user stays signed out"
     );
+    assert_eq!(
+        reopened
+            .read_audit(Timestamp::from_millis(0))
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "and the audit trail is kept"
+    );
     // Only the finished files are ever in place: no temporary file is left beside them.
     let mut names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -700,6 +745,7 @@ async fn embedded_users_keys_and_revocations_survive_a_restart() {
     assert_eq!(
         names,
         [
+            "audit.jsonl",
             "revoked-tokens.json",
             "signed-out.json",
             "signing-keys.json",

@@ -1,12 +1,13 @@
 //! A store that times every operation and counts its failures, for the metrics; otherwise the store it wraps.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use super::{Created, Loaded, LoadedUser, Replaced, Store, StoreError, StoredKeys, Subscription};
 use crate::account::{Ceremony, User};
+use crate::audit::AuditEvent;
 use crate::session::{Session, SessionId, Timestamp, UserId};
 use crate::telemetry;
 
@@ -120,6 +121,12 @@ impl Store for Measured {
     }
     async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         timed!("is_token_revoked", self.0.is_token_revoked(jti).await)
+    }
+    async fn append_audit(&self, event: &AuditEvent, keep: Duration) -> Result<(), StoreError> {
+        timed!("append_audit", self.0.append_audit(event, keep).await)
+    }
+    async fn read_audit(&self, since: Timestamp) -> Result<Vec<AuditEvent>, StoreError> {
+        timed!("read_audit", self.0.read_audit(since).await)
     }
     async fn subscribe(&self, id: &SessionId) -> Result<Subscription, StoreError> {
         timed!("subscribe", self.0.subscribe(id).await)

@@ -17,6 +17,7 @@ use super::{
     StoreError, StoredKeys, Subscription, decode, encode,
 };
 use crate::account::{Ceremony, User};
+use crate::audit::AuditEvent;
 use crate::clock::Clock;
 use crate::session::{Session, SessionId, Timestamp, UserId};
 
@@ -35,6 +36,13 @@ const REVOKED_FILE: &str = "revoked-tokens.json";
 /// Users signed out everywhere, with when and until when: as for revocations, a restart must
 /// not bring their tokens back.
 const SIGNED_OUT_FILE: &str = "signed-out.json";
+
+/// The audit trail, one JSON event per line, appended as events happen and rewritten without
+/// the expired ones once they are many.
+const AUDIT_FILE: &str = "audit.jsonl";
+
+/// How many expired events may wait in the audit file before it is rewritten without them.
+const AUDIT_REWRITE_AFTER: usize = 1000;
 
 /// One user's sign-out as kept in memory and in [`SIGNED_OUT_FILE`].
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -56,6 +64,8 @@ pub struct MemoryStore {
     revoked_file: Option<PathBuf>,
     /// Where sign-outs are kept; `None` keeps them in memory only (tests).
     signed_out_file: Option<PathBuf>,
+    /// Where the audit trail is kept; `None` keeps it in memory only (tests).
+    audit_file: Option<PathBuf>,
     /// Serialises file writes so that a newer snapshot is never overwritten by an older one.
     write_lock: tokio::sync::Mutex<()>,
     /// One channel per watched session; shared with the subscriptions, which remove it when the
@@ -78,6 +88,10 @@ struct Inner {
     revoked: HashMap<String, Timestamp>,
     /// Users signed out everywhere.
     signed_out: HashMap<(String, UserId), SignedOut>,
+    /// The audit trail, oldest first.
+    audit: std::collections::VecDeque<AuditEvent>,
+    /// Events dropped from `audit` since the file was last rewritten.
+    audit_dropped: usize,
     /// The key ring when there is no keys file.
     keys: Option<StoredKeys>,
     last_sweep: u64,
@@ -105,6 +119,21 @@ fn read_if_there<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io(path, e)),
     }
+}
+
+/// Adds one line to `path`, synced, so an event written is an event kept.
+fn append_line(path: &Path, line: &str) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Addresses and devices of people: the owner's to read, like the other files here.
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io(path, e))?;
+    file.write_all(format!("{line}\n").as_bytes())
+        .map_err(|e| io(path, e))?;
+    file.sync_data().map_err(|e| io(path, e))
 }
 
 /// Replaces `path` with `text` through a temporary file and a rename, syncing both file and
@@ -145,8 +174,24 @@ impl MemoryStore {
             keys_file: Some(data_dir.join(KEYS_FILE)),
             revoked_file: Some(data_dir.join(REVOKED_FILE)),
             signed_out_file: Some(data_dir.join(SIGNED_OUT_FILE)),
+            audit_file: Some(data_dir.join(AUDIT_FILE)),
             ..MemoryStore::default()
         };
+        let audit_path = data_dir.join(AUDIT_FILE);
+        match std::fs::read_to_string(&audit_path) {
+            Ok(text) => {
+                let mut inner = store.lock();
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    // A line cut short by a crash mid-append is the only one that may not parse.
+                    match serde_json::from_str::<AuditEvent>(line) {
+                        Ok(event) => inner.audit.push_back(event),
+                        Err(e) => tracing::warn!(error = %e, "skipping an unreadable audit line"),
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&audit_path, e)),
+        }
         if let Some(revoked) = read_if_there(&data_dir.join(REVOKED_FILE))? {
             store.lock().revoked = revoked;
         }
@@ -571,6 +616,49 @@ impl Store for MemoryStore {
             .revoked
             .get(jti)
             .is_some_and(|until| now < *until))
+    }
+
+    async fn append_audit(&self, event: &AuditEvent, keep: Duration) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let oldest =
+            Timestamp::from_millis(now.as_millis().saturating_sub(keep.as_millis() as u64));
+        let line = encode(event)?;
+        let rewrite = {
+            let mut inner = self.lock();
+            inner.audit.push_back(event.clone());
+            while inner.audit.front().is_some_and(|e| e.at < oldest) {
+                inner.audit.pop_front();
+                inner.audit_dropped += 1;
+            }
+            inner.audit_dropped >= AUDIT_REWRITE_AFTER
+        };
+        let Some(path) = self.audit_file.clone() else {
+            return Ok(());
+        };
+        if rewrite {
+            return self
+                .write_snapshot(Some(&path), |inner| {
+                    inner.audit_dropped = 0;
+                    let mut text = String::new();
+                    for event in &inner.audit {
+                        text.push_str(&encode(event)?);
+                        text.push('\n');
+                    }
+                    Ok(text)
+                })
+                .await;
+        }
+        let _writing = self.write_lock.lock().await;
+        tokio::task::spawn_blocking(move || append_line(&path, &line))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    async fn read_audit(&self, since: Timestamp) -> Result<Vec<AuditEvent>, StoreError> {
+        Ok((self.lock().audit.iter())
+            .filter(|e| e.at >= since)
+            .cloned()
+            .collect())
     }
 
     async fn subscribe(&self, id: &SessionId) -> Result<Subscription, StoreError> {

@@ -16,6 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::account::{Ceremony, User};
+use crate::audit::AuditEvent;
 use crate::session::{Session, SessionId, Timestamp, UserId};
 
 pub use memory::MemoryStore;
@@ -244,6 +245,12 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_token(&self, jti: &str, until: Timestamp) -> Result<(), StoreError>;
 
     async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+
+    /// Appends to the audit trail, and forgets what is older than `keep`.
+    async fn append_audit(&self, event: &AuditEvent, keep: Duration) -> Result<(), StoreError>;
+
+    /// The audit trail from `since` on, oldest first.
+    async fn read_audit(&self, since: Timestamp) -> Result<Vec<AuditEvent>, StoreError>;
 
     /// Notices of every write to one session, from whichever instance made it. Subscribe before
     /// reading, so that no change can fall between the read and the subscription.

@@ -15,7 +15,9 @@
 //! - `<prefix>:app:{<app id>}:signed-out:<user id>`: when the user was last signed out
 //!   everywhere (ms), expiring once every token issued before then has;
 //! - `<prefix>:signing-keys`: a hash with `version` and `ring` (the signing keys as JSON);
-//! - `<prefix>:revoked:{<token id>}`: present while a revoked token would still be valid.
+//! - `<prefix>:revoked:{<token id>}`: present while a revoked token would still be valid;
+//! - `<prefix>:audit`: a stream of audit events (field `e`, the event as JSON), trimmed by
+//!   entry id (Redis's clock) to the retention on every append.
 
 use std::time::Duration;
 
@@ -34,6 +36,7 @@ use super::{
 };
 
 use crate::account::{Ceremony, User};
+use crate::audit::AuditEvent;
 use crate::session::{Session, SessionId, Timestamp, UserId};
 
 /// Redis 7.0 has no `SET … IFEQ`, so creation refuses an existing key inside a script.
@@ -434,6 +437,10 @@ impl RedisStore {
         format!("{}:app:{{{app_id}}}:ext:{external_user_id}", self.prefix)
     }
 
+    fn audit_key(&self) -> String {
+        format!("{}:audit", self.prefix)
+    }
+
     fn keys_key(&self) -> String {
         format!("{}:signing-keys", self.prefix)
     }
@@ -683,6 +690,53 @@ impl Store for RedisStore {
         exists.arg(self.revoked_key(jti));
         let n: i64 = self.run(Command::One(&exists)).await?;
         Ok(n == 1)
+    }
+
+    async fn append_audit(&self, event: &AuditEvent, keep: Duration) -> Result<(), StoreError> {
+        let oldest = event
+            .at
+            .as_millis()
+            .saturating_sub(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX));
+        let mut add = redis::cmd("XADD");
+        add.arg(self.audit_key())
+            // Exact, not `~`: an event past its retention must be gone, not merely due.
+            .arg("MINID")
+            .arg(oldest)
+            .arg("*")
+            .arg("e")
+            .arg(encode(event)?);
+        // Once only: a retry after a lost reply would write the event twice.
+        let _: String = self.run_once(Command::One(&add)).await?;
+        Ok(())
+    }
+
+    async fn read_audit(&self, since: Timestamp) -> Result<Vec<AuditEvent>, StoreError> {
+        type Entries = Vec<(String, Vec<(String, String)>)>;
+        let mut events = Vec::new();
+        let mut from = since.as_millis().to_string();
+        loop {
+            let mut range = redis::cmd("XRANGE");
+            range
+                .arg(self.audit_key())
+                .arg(&from)
+                .arg("+")
+                .arg("COUNT")
+                .arg(1000);
+            let entries: Entries = self.run(Command::One(&range)).await?;
+            let Some((last, _)) = entries.last() else {
+                break;
+            };
+            from = format!("({last}");
+            for (_, fields) in &entries {
+                for (_, json) in fields.iter().filter(|(name, _)| name == "e") {
+                    let event: AuditEvent = decode("audit event", json)?;
+                    if event.at >= since {
+                        events.push(event);
+                    }
+                }
+            }
+        }
+        Ok(events)
     }
 
     async fn subscribe(&self, id: &SessionId) -> Result<Subscription, StoreError> {

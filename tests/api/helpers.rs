@@ -242,6 +242,21 @@ impl Store for Counted {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.is_token_revoked(jti).await
     }
+    async fn append_audit(
+        &self,
+        event: &qr_bridge::audit::AuditEvent,
+        keep: Duration,
+    ) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.append_audit(event, keep).await
+    }
+    async fn read_audit(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<qr_bridge::audit::AuditEvent>, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.read_audit(since).await
+    }
     async fn subscribe(&self, id: &SessionId) -> Result<Subscription, StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.subscribe(id).await

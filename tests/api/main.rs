@@ -1,6 +1,7 @@
 //! Integration tests: the real bridge on port 0 over the embedded store and the real Redis, and the real binary.
 
 mod attacks;
+mod audit;
 mod cli;
 mod connections;
 mod cross_device;

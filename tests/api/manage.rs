@@ -11,15 +11,15 @@ use crate::https::Running;
 use crate::phone::Phone;
 
 /// A bridge process and the settings file the commands share with it.
-struct Bridge {
-    client: Client,
-    config: std::path::PathBuf,
+pub struct Bridge {
+    pub client: Client,
+    pub config: std::path::PathBuf,
     _process: Running,
     _dir: tempfile::TempDir,
     _cleanup: Option<RedisCleanup>,
 }
 
-fn bridge(on_redis: bool) -> Bridge {
+pub fn bridge(on_redis: bool) -> Bridge {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bridge.toml");
     let prefix = format!("qrb-manage-{}", uuid::Uuid::new_v4().simple());
@@ -44,7 +44,7 @@ fn bridge(on_redis: bool) -> Bridge {
 
 impl Bridge {
     /// Runs a command against the bridge's settings; its JSON output.
-    fn json(&self, args: &[&str]) -> Value {
+    pub fn json(&self, args: &[&str]) -> Value {
         let mut args = args.to_vec();
         args.push("--json");
         let out = qr_bridge(&self.config, &args);
@@ -58,7 +58,7 @@ impl Bridge {
 
     /// A person registered by the shop's backend, then signed in once: their user id and both
     /// tokens.
-    async fn person(&self, phone: &mut Phone, name: &str) -> (String, Vec<String>) {
+    pub async fn person(&self, phone: &mut Phone, name: &str) -> (String, Vec<String>) {
         let c = &self.client;
         let registration = c.init_registration(Some(name)).await;
         let options = c.options(&registration.session_id).await;

@@ -11,7 +11,7 @@ use crate::apps::App;
 use crate::bridge::{Answer, Approved, BridgeError, Open, wire_status};
 use crate::limits::Operation;
 use crate::problem::Problem;
-use crate::session::{Kind, SessionId, Timestamp};
+use crate::session::{Kind, Requester, SessionId, Timestamp};
 use crate::state::AppState;
 use crate::ui::server::{client, internal, web_session};
 use crate::wire::WireStatus;
@@ -95,6 +95,8 @@ struct Phone {
     id: SessionId,
     app: Arc<App>,
     by: String,
+    /// Where the phone is, for the audit trail.
+    seen: Requester,
 }
 
 /// Why a phone's request stopped before the service: what the page shows instead.
@@ -113,14 +115,24 @@ impl Phone {
         let state = expect_context::<AppState>();
         let id =
             SessionId::parse(session_id).map_err(|_| Stopped::Refused(BridgeError::NotFound))?;
-        let (ip, _) = client(&state).await.map_err(Stopped::Page)?;
+        let (ip, headers) = client(&state).await.map_err(Stopped::Page)?;
+        let user_agent = headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok());
+        let seen = Requester::new(user_agent, Some(ip.to_string()));
         if let Err(limited) = state.limiter.admit(Operation::Phone, ip).await {
             return Err(Stopped::Limited(Problem::limited(&limited)));
         }
         let app = state.bridge.app_of(&id).await.map_err(Stopped::Refused)?;
         let web = web_session().await.map_err(Stopped::Page)?;
         let by = claim(&web).await.map_err(Stopped::Page)?;
-        Ok(Phone { state, id, app, by })
+        Ok(Phone {
+            state,
+            id,
+            app,
+            by,
+            seen,
+        })
     }
 
     /// After a failure on our side, what the phone is told comes from the session itself: a
@@ -282,12 +294,17 @@ pub async fn answer(
     let result = phone
         .state
         .bridge
-        .answer(&phone.app, &phone.id, &answer, &phone.by)
+        .answer(&phone.app, &phone.id, &answer, &phone.by, &phone.seen)
         .await
-        .inspect_err(|e| crate::telemetry::verify_refused(Problem::of(e).code))
         .map(|approved| PhoneOutcome::Approved {
             passkey: Some(passkey_used(&approved)),
         });
+    if let Err(e) = &result {
+        let code = Problem::of(e).code;
+        (phone.state.bridge)
+            .refused(&phone.app, &phone.id, &phone.seen, code)
+            .await;
+    }
     Ok(phone.told(result).await)
 }
 
@@ -299,7 +316,7 @@ pub async fn decline(session_id: &str) -> Result<PhoneOutcome, ServerFnError> {
     let result = phone
         .state
         .bridge
-        .deny(&phone.app, &phone.id, &phone.by)
+        .deny(&phone.app, &phone.id, &phone.by, &phone.seen)
         .await
         .map(|()| PhoneOutcome::Declined);
     Ok(phone.told(result).await)
