@@ -1,13 +1,19 @@
 //! The log: human lines or JSON objects on stderr, at the level the settings or `RUST_LOG` ask, each request under its own id.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderName, Request};
 use tower_http::request_id::RequestId;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 use tracing_subscriber::EnvFilter;
+
+use crate::limits::TrustedProxies;
 
 /// What the lines look like.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
@@ -30,10 +36,12 @@ const ALWAYS_QUIET: [&str; 3] = [
 
 /// The filter: `RUST_LOG` when set (it wins, as everywhere in Rust), otherwise `level` (an
 /// `EnvFilter` directive list such as `info` or `warn,qr_bridge=debug`).
-pub fn filter(level: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
+pub fn filter(level: &str) -> anyhow::Result<EnvFilter> {
     let mut filter = match std::env::var("RUST_LOG") {
-        Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(directives)?,
-        _ => EnvFilter::try_new(level)?,
+        Ok(directives) if !directives.trim().is_empty() => {
+            EnvFilter::try_new(directives).map_err(|e| anyhow::anyhow!("RUST_LOG: {e}"))?
+        }
+        _ => EnvFilter::try_new(level).map_err(|e| anyhow::anyhow!("log_level: {e}"))?,
     };
     for quiet in ALWAYS_QUIET {
         filter = filter.add_directive(quiet.parse()?);
@@ -41,9 +49,16 @@ pub fn filter(level: &str) -> Result<EnvFilter, tracing_subscriber::filter::Pars
     Ok(filter)
 }
 
+/// Whether `level` is a filter `EnvFilter` reads, whatever `RUST_LOG` says now.
+pub fn check_level(level: &str) -> Result<(), String> {
+    EnvFilter::try_new(level)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 /// Installs the process's logger; a second call (tests, a command after another) is ignored.
 pub fn init(format: LogFormat, level: &str) -> anyhow::Result<()> {
-    let filter = filter(level).map_err(|e| anyhow::anyhow!("log_level: {e}"))?;
+    let filter = filter(level)?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -64,18 +79,24 @@ pub fn init(format: LogFormat, level: &str) -> anyhow::Result<()> {
 /// The longest request id taken from a client or proxy; longer ones are replaced by our own.
 const MAX_REQUEST_ID: usize = 64;
 
-/// A request id a caller sent is kept (a proxy's id ties its log to ours) only when it is short
-/// and plain, so it can neither forge log structure nor bloat every line; otherwise it is
-/// dropped and a fresh UUID names the request.
-pub fn keep_plain_request_id<B>(mut request: Request<B>) -> Request<B> {
-    let plain = request.headers().get(X_REQUEST_ID).is_some_and(|v| {
-        let bytes = v.as_bytes();
-        !bytes.is_empty()
-            && bytes.len() <= MAX_REQUEST_ID
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    });
+/// A request id is kept only when a trusted proxy sent it (its id ties its log to ours; a
+/// client's own could pose as another request's) and it is short and plain, so it can neither
+/// forge log structure nor bloat every line; otherwise a fresh UUID names the request.
+pub fn keep_proxy_request_id<B>(mut request: Request<B>, proxies: &TrustedProxies) -> Request<B> {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip().to_canonical());
+    let from_proxy = peer.is_some_and(|ip| proxies.trusts(ip));
+    let plain = from_proxy
+        && request.headers().get(X_REQUEST_ID).is_some_and(|v| {
+            let bytes = v.as_bytes();
+            !bytes.is_empty()
+                && bytes.len() <= MAX_REQUEST_ID
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        });
     if !plain {
         request.headers_mut().remove(X_REQUEST_ID);
     }
@@ -86,15 +107,14 @@ pub const X_REQUEST_ID: &str = "x-request-id";
 
 /// Names each request (the caller's plain id, or a fresh UUID), logs it under that name, and
 /// answers the name back in `x-request-id`, so a person reporting a problem can quote it.
-pub fn layer(router: Router) -> Router {
+pub fn layer(router: Router, proxies: Arc<TrustedProxies>) -> Router {
     let header = HeaderName::from_static(X_REQUEST_ID);
+    let kept = move |request: Request<Body>| keep_proxy_request_id(request, &proxies);
     router
         .layer(PropagateRequestIdLayer::new(header.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(request_span::<Body>))
         .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
-        .layer(tower::util::MapRequestLayer::new(
-            keep_plain_request_id::<Body>,
-        ))
+        .layer(tower::util::MapRequestLayer::new(kept))
 }
 
 /// The span every request's events sit in: its id, method and path. Never the query: the
@@ -118,14 +138,37 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
-    fn is_plain(value: &HeaderValue) -> bool {
-        let request = Request::builder()
+    fn proxies() -> TrustedProxies {
+        TrustedProxies {
+            nets: vec!["10.0.0.0/8".parse().unwrap()],
+            header: "x-forwarded-for".into(),
+        }
+    }
+
+    fn kept_from(peer: [u8; 4], value: &HeaderValue) -> bool {
+        let mut request = Request::builder()
             .header(X_REQUEST_ID, value)
             .body(())
             .unwrap();
-        keep_plain_request_id(request)
+        let peer = SocketAddr::from((peer, 40000));
+        request.extensions_mut().insert(ConnectInfo(peer));
+        keep_proxy_request_id(request, &proxies())
             .headers()
             .contains_key(X_REQUEST_ID)
+    }
+
+    fn is_plain(value: &HeaderValue) -> bool {
+        kept_from([10, 0, 0, 1], value)
+    }
+
+    #[test]
+    fn only_a_trusted_proxy_names_a_request() {
+        let id = HeaderValue::from_static("nginx-7f3a");
+        assert!(kept_from([10, 1, 2, 3], &id));
+        assert!(
+            !kept_from([203, 0, 113, 9], &id),
+            "a client names no request"
+        );
     }
 
     #[test]
@@ -143,8 +186,8 @@ mod tests {
 
     #[test]
     fn the_level_setting_is_checked_and_webauthn_stays_quiet() {
-        assert!(filter("warn,qr_bridge=debug").is_ok());
-        assert!(filter("qr_bridge=loudly").is_err());
+        assert!(check_level("warn,qr_bridge=debug").is_ok());
+        assert!(check_level("qr_bridge=loudly").is_err());
         let text = filter("trace").unwrap().to_string();
         assert!(text.contains("webauthn_rs_core=info"), "{text}");
     }

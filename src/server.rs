@@ -32,6 +32,7 @@ async fn readyz(
 /// The whole site: `main` serves it, and the tests serve it on port 0.
 pub fn app(state: AppState) -> Router {
     let request_timeout = state.request_timeout;
+    let proxies = state.proxies.clone();
     let pages = generate_route_list(App);
     let options = state.leptos.clone();
     let https = state.public_origin.starts_with("https://");
@@ -65,7 +66,13 @@ pub fn app(state: AppState) -> Router {
         axum::http::StatusCode::REQUEST_TIMEOUT,
         request_timeout,
     ));
-    crate::logging::layer(headers::apply(router, https).layer(telemetry::http_layer()))
+    let router = headers::apply(router, https);
+    let router = if telemetry::enabled() {
+        router.layer(telemetry::http_layer())
+    } else {
+        router
+    };
+    crate::logging::layer(router, proxies)
 }
 
 /// The Prometheus text format, or 404 where metrics are not served.
@@ -97,6 +104,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             Err(why) => anyhow::bail!("store: {why}"),
         }
     }
+    // The embedded store's files are this process's from before it reads them until it exits.
+    let _data_dir = match settings.store {
+        StoreKind::Memory => Some(crate::manage::socket::hold(&settings.data_dir)?),
+        StoreKind::Redis { .. } => None,
+    };
     let clock = crate::clock::Clock::system();
     let store = store::open(
         &settings.store,
@@ -106,6 +118,16 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     )
     .await
     .map_err(|e| anyhow::anyhow!("store: {e}"))?;
+    if let StoreKind::Redis { url } = &settings.store {
+        let (url, prefix) = (url.clone(), settings.redis_prefix.clone());
+        tokio::spawn(async move {
+            match store::index_users(&url, &prefix).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("listed {n} user(s) made before the user sets existed"),
+                Err(e) => tracing::warn!("could not list older users for the commands: {e}"),
+            }
+        });
+    }
     let counter = limits::counter(&settings.store, &settings.redis_prefix, &clock)
         .await
         .map_err(|e| anyhow::anyhow!("store: {e}"))?;
@@ -125,8 +147,15 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     if settings.store == StoreKind::Memory {
         let manager =
             crate::manage::Manager::new(store, settings.apps.clone(), settings.audit_retention);
-        crate::manage::socket::listen(&settings.data_dir, Arc::new(manager), shutdown.clone())
-            .await?;
+        let listening =
+            crate::manage::socket::listen(&settings.data_dir, Arc::new(manager), shutdown.clone())
+                .await;
+        // The bridge serves without it; the commands then refuse rather than edit its files.
+        if let Err(e) = listening {
+            tracing::warn!(
+                "no admin socket ({e:#}): `qr-bridge users|passkeys|audit` cannot reach this bridge"
+            );
+        }
     }
     // The script's name is the same whoever built it; the wasm's gains `_bg` outside cargo-leptos.
     let script = PathBuf::from(&*state.leptos.site_root)
@@ -172,7 +201,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         );
         let http01 = tls.as_ref().and_then(|t| t.http01.clone());
         let redirect = crate::tls::redirect::router(&settings.public_origin, http01);
-        let redirect = crate::logging::layer(headers::apply(redirect, false));
+        let redirect = crate::logging::layer(
+            headers::apply(redirect, false),
+            Arc::new(settings.proxies.clone()),
+        );
         tokio::spawn(serve_on(
             plain,
             redirect,
@@ -193,7 +225,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             "/metrics",
             axum::routing::get(move || std::future::ready(scrape(Some(&handle)))),
         );
-        let router = crate::logging::layer(headers::apply(router, false));
+        let router = crate::logging::layer(
+            headers::apply(router, false),
+            Arc::new(settings.proxies.clone()),
+        );
         tokio::spawn(serve_on(
             listener,
             router,

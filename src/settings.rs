@@ -498,8 +498,8 @@ impl File {
             },
             log_format: self.log_format,
             log_level: {
-                crate::logging::filter(&self.log_level)
-                    .map_err(|e| Invalid::new("log_level", e.to_string()))?;
+                crate::logging::check_level(&self.log_level)
+                    .map_err(|e| Invalid::new("log_level", e))?;
                 self.log_level
             },
             warnings: proxies

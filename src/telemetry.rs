@@ -3,6 +3,7 @@
 //! Labels come only from bounded sets (app ids from the settings, error codes, limit names,
 //! route patterns, store operations), so no client can grow the scrape by what it sends.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum_prometheus::{EndpointLabel, PrometheusMetricLayer, PrometheusMetricLayerBuilder};
@@ -39,6 +40,14 @@ const HTTP_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// Whether a recorder is installed: what only metrics need (the HTTP layer, noting expiries) is
+/// skipped otherwise.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
 /// Installs the process's recorder (once: `serve` calls it) and returns what renders the scrape.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
@@ -48,6 +57,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Full(HTTP_SECONDS.into()), HTTP_BUCKETS)?
         .install_recorder()?;
     describe();
+    ENABLED.store(true, Ordering::Relaxed);
     // Histograms are kept in per-thread buffers until drained; the scrape drains them too.
     let upkeep = handle.clone();
     tokio::spawn(async move {

@@ -227,7 +227,7 @@ impl Bridge {
         }
         let state = session.state_at(loaded.now);
         // Nothing is written when a session expires: the first reader to see it counts it.
-        if state == State::Expired {
+        if state == State::Expired && crate::telemetry::enabled() {
             match self.store.note_expiry(id).await {
                 Ok(true) => crate::telemetry::session_finished(&session.app_id, State::Expired),
                 Ok(false) => {}

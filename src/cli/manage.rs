@@ -125,7 +125,14 @@ async fn answer(settings: &Settings, request: Request, json: bool) -> anyhow::Re
     let reply = match &settings.store {
         StoreKind::Memory => match socket::ask(&settings.data_dir, &request).await? {
             Some(reply) => reply.map_err(anyhow::Error::msg)?,
-            None => here(settings).await?.run(request).await?,
+            None => {
+                // No bridge answers: the files are edited here, under the bridge's own lock, so
+                // a bridge starting meanwhile waits for no one and overwrites nothing.
+                let _held = socket::hold(&settings.data_dir).map_err(|e| {
+                    anyhow::anyhow!("{e:#}, but its admin socket does not answer; try again")
+                })?;
+                here(settings).await?.run(request).await?
+            }
         },
         StoreKind::Redis { .. } => here(settings).await?.run(request).await?,
     };

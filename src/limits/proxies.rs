@@ -13,7 +13,7 @@ pub struct TrustedProxies {
 }
 
 impl TrustedProxies {
-    fn trusts(&self, ip: IpAddr) -> bool {
+    pub fn trusts(&self, ip: IpAddr) -> bool {
         self.nets.iter().any(|net| net.contains(&ip))
     }
 

@@ -24,6 +24,12 @@ use crate::token::{LONGEST_TOKEN_TTL, RETIRED_GRACE};
 /// How often a change judged on a read is tried again when another writer came first.
 const ATTEMPTS: usize = 8;
 
+/// A sign-out reaches a little into the future. Tokens carry their instance's clock (`iat`) and
+/// the sign-out the store's, which may differ by a little; and a sign-in already past its check
+/// when the sign-out lands mints its token a moment later. Both are refused this way; a person
+/// who signs in again within these seconds is refused once and simply signs in again.
+const SIGN_OUT_MARGIN: Duration = Duration::from_secs(5);
+
 /// One management request, as the command line and the admin socket carry it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
@@ -166,9 +172,10 @@ impl Manager {
         Err(ManageError::UnknownUser(id.to_owned()))
     }
 
-    /// Every token issued to `user` until now fails from now on, on every instance.
+    /// Every token issued to `user` until now (and for [`SIGN_OUT_MARGIN`]) fails from now on,
+    /// on every instance. Safe to repeat: a later time replaces an earlier one.
     async fn sign_out(&self, user: &User) -> Result<Timestamp, ManageError> {
-        let at = self.store.now().await?;
+        let at = self.store.now().await?.plus(SIGN_OUT_MARGIN);
         // Whatever token_ttl an instance runs with, no token it issued outlives this.
         let until = at.plus(LONGEST_TOKEN_TTL + RETIRED_GRACE);
         self.store
@@ -181,13 +188,15 @@ impl Manager {
         for _ in 0..ATTEMPTS {
             let loaded = self.find(id).await?;
             let user = &loaded.user;
+            // Signed out first: should the removal fail, the tokens are dead already, and the
+            // command can be run again (a removed user could no longer be found to sign out).
+            let at = self.sign_out(user).await?;
             match self
                 .store
                 .remove_user(&user.app_id, &user.id, loaded.rev)
                 .await?
             {
                 Replaced::Done => {
-                    let at = self.sign_out(user).await?;
                     let event = AuditEvent::new(Action::UserRemoved, &user.app_id, at)
                         .user(user.id.as_str());
                     self.recorder.record(event).await;
@@ -220,9 +229,10 @@ impl Manager {
                 .user
                 .passkeys
                 .retain(|p| p.passkey.cred_id().as_slice() != raw.as_slice());
+            // As for a removal: the tokens die first.
+            let at = self.sign_out(&loaded.user).await?;
             match self.store.replace_user(&loaded.user, loaded.rev).await? {
                 Replaced::Done => {
-                    let at = self.sign_out(&loaded.user).await?;
                     let event = AuditEvent::new(Action::PasskeyRevoked, &loaded.user.app_id, at)
                         .user(loaded.user.id.as_str())
                         .passkey(&raw);

@@ -1,8 +1,9 @@
-//! The admin socket: a running bridge on the embedded store takes management requests on `<data_dir>/admin.sock`, readable by its owner only.
+//! The admin socket: a running bridge on the embedded store holds `<data_dir>` (a lock) and takes management requests on `<data_dir>/admin/socket`, its owner's only.
 
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -17,13 +18,43 @@ use tokio_util::sync::CancellationToken;
 
 use super::{ManageError, Manager, Reply, Request};
 
-const SOCKET: &str = "admin.sock";
+/// A directory only the owner may enter: the socket in it is never reachable by anyone else,
+/// not even in the instant between its creation and a change of its mode.
+const DIR: &str = "admin";
+const SOCKET: &str = "socket";
+/// Held (`flock`) by the bridge from before it opens the embedded store until it exits.
+const LOCK: &str = ".lock";
 const ROUTE: &str = "/v1/manage";
 /// A reply lists at most every user of a deployment; this is far above any real one.
 const REPLY_LIMIT: usize = 256 * 1024 * 1024;
+/// A bridge answers a management request in milliseconds; one that does not is stuck.
+const ASK_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn path(data_dir: &Path) -> PathBuf {
-    data_dir.join(SOCKET)
+    data_dir.join(DIR).join(SOCKET)
+}
+
+/// The embedded store's files belong to one process at a time: the bridge holds this lock from
+/// before it reads them until it exits, and a command that edits them directly takes it too.
+/// Dropping the file releases it.
+pub fn hold(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(data_dir)?;
+    let path = data_dir.join(LOCK);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "a bridge is running on data_dir {} (it holds {LOCK}); the embedded store belongs to \
+             that one process",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => anyhow::bail!("{}: {e}", path.display()),
+    }
 }
 
 /// A refusal as the socket carries it.
@@ -46,33 +77,36 @@ impl IntoResponse for ManageError {
     }
 }
 
-/// Answers management requests on `<data_dir>/admin.sock` until `shutdown`. Refuses to start
-/// when another bridge answers there: two processes on one embedded store would each keep
-/// their own users and overwrite each other's file.
+/// Answers management requests on `<data_dir>/admin/socket` until `shutdown`. The caller holds
+/// the data_dir (see [`hold`]), so a socket found there was left by a bridge that is gone.
 pub async fn listen(
     data_dir: &Path,
     manager: Arc<Manager>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let path = path(data_dir);
-    if UnixStream::connect(&path).await.is_ok() {
-        anyhow::bail!(
-            "another bridge is running on data_dir {}: the embedded store belongs to one process",
-            data_dir.display()
-        );
+    let dir = data_dir.join(DIR);
+    // Whoever can write to the socket can remove users: the bridge's own user only.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    let meta = std::fs::symlink_metadata(&dir)?;
+    if !meta.is_dir() {
+        anyhow::bail!("{} is not a directory", dir.display());
     }
-    // Left by a bridge that did not stop cleanly; anything but a socket is not ours to remove.
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    let path = path(data_dir);
+    // Anything but a socket is not ours to remove.
     if let Ok(meta) = std::fs::symlink_metadata(&path) {
         if !meta.file_type().is_socket() {
             anyhow::bail!("{} exists and is not a socket", path.display());
         }
         std::fs::remove_file(&path)?;
     }
-    std::fs::create_dir_all(data_dir)?;
     let listener = UnixListener::bind(&path)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
-    // Whoever can write to the socket can remove users: the bridge's own user only.
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     let router = Router::new().route(ROUTE, post(answer)).with_state(manager);
     tokio::spawn(async move {
         let served = axum::serve(listener, router)
@@ -94,8 +128,23 @@ async fn answer(
     manager.run(request).await.map(Json)
 }
 
-/// Sends `request` to the bridge running on `data_dir`: `None` when none runs there.
+/// Sends `request` to the bridge running on `data_dir`: `None` when none answers there.
 pub async fn ask(
+    data_dir: &Path,
+    request: &Request,
+) -> anyhow::Result<Option<Result<Reply, String>>> {
+    tokio::time::timeout(ASK_TIMEOUT, ask_now(data_dir, request))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the bridge on {} did not answer within {}s",
+                data_dir.display(),
+                ASK_TIMEOUT.as_secs()
+            )
+        })?
+}
+
+async fn ask_now(
     data_dir: &Path,
     request: &Request,
 ) -> anyhow::Result<Option<Result<Reply, String>>> {
@@ -120,11 +169,18 @@ pub async fn ask(
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body))?;
     let response = sender.send_request(http).await?;
-    let ok = response.status().is_success();
+    let status = response.status();
     let bytes = axum::body::to_bytes(Body::new(response.into_body()), REPLY_LIMIT).await?;
-    Ok(Some(if ok {
-        Ok(serde_json::from_slice(&bytes)?)
-    } else {
-        Err(serde_json::from_slice::<Failure>(&bytes)?.error)
-    }))
+    if status.is_success() {
+        return Ok(Some(Ok(serde_json::from_slice(&bytes)?)));
+    }
+    // Our own refusals carry a message; anything else (a bridge of another version) is shown
+    // as it came.
+    Ok(Some(Err(match serde_json::from_slice::<Failure>(&bytes) {
+        Ok(failure) => failure.error,
+        Err(_) => format!(
+            "the bridge answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        ),
+    })))
 }

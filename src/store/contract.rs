@@ -636,6 +636,47 @@ contract!(
     a_write_is_announced_to_its_subscribers_only,
 );
 
+/// A user stored before the app's user set existed (a hash alone) is found by the commands once
+/// `index_users` has run, as `serve` does at start.
+#[tokio::test]
+async fn redis_users_made_before_the_user_sets_are_listed_after_indexing() {
+    let Some((store, cleanup)) = redis().await else {
+        return;
+    };
+    let prefix = cleanup.as_ref().unwrap().0.clone();
+    let user = User::new(
+        uuid::Uuid::new_v4(),
+        "app_a",
+        None,
+        Timestamp::from_millis(1),
+    );
+    let client = ::redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{prefix}:app:{{app_a}}:user:{}", user.id);
+    let _: () = ::redis::cmd("HSET")
+        .arg(&key)
+        .arg("rev")
+        .arg(1)
+        .arg("body")
+        .arg(serde_json::to_string(&user).unwrap())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(store.list_users("app_a").await.unwrap().is_empty());
+    assert_eq!(
+        crate::store::index_users(&redis_url(), &prefix).await,
+        Ok(1)
+    );
+    let listed = store.list_users("app_a").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].user.id, user.id);
+    assert_eq!(
+        crate::store::index_users(&redis_url(), &prefix).await,
+        Ok(0),
+        "listed once"
+    );
+}
+
 /// Instances share Redis: a write through one store reaches a subscriber of another, and a
 /// dropped subscription gives the channel back.
 #[tokio::test]

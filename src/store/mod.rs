@@ -22,7 +22,7 @@ use crate::session::{Session, SessionId, Timestamp, UserId};
 pub use memory::MemoryStore;
 pub use redis::{
     Connection as RedisConnection, REDIS_TIMEOUT, RedisStore, check_persistence, cluster_nodes,
-    connect as redis_connect,
+    connect as redis_connect, index_users,
 };
 pub use web::{MemoryWebSessions, RedisWebSessions, WebSessions};
 

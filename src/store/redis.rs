@@ -249,6 +249,59 @@ pub async fn connect(url: &str) -> Result<Connection, RedisError> {
     }
 }
 
+/// Lists every user in its app's set (`<prefix>:app:{<app>}:users`), for users made before the
+/// sets existed: without it `users list` and `passkeys revoke` would miss them until their next
+/// sign-in. Scans each node (in a cluster, a user's key and its app's set share a slot, so the
+/// node that holds one holds the other); returns how many users were listed anew.
+pub async fn index_users(url: &str, prefix: &str) -> Result<u64, String> {
+    let nodes = cluster_nodes(url).unwrap_or_else(|| vec![url.to_owned()]);
+    let pattern = format!("{prefix}:app:*:user:*");
+    let mut added = 0;
+    for node in nodes {
+        let client = redis::Client::open(node.as_str()).map_err(|e| e.to_string())?;
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut cursor = 0u64;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let (next, keys): (u64, Vec<String>) = scan
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            for key in &keys {
+                let Some((set, id)) = user_set(key, prefix) else {
+                    continue;
+                };
+                let mut add = redis::cmd("SADD");
+                add.arg(set).arg(id);
+                // A replica's keys are its master's to list: refused there, listed there.
+                if let Ok(n) = add.query_async::<u64>(&mut conn).await {
+                    added += n;
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    Ok(added)
+}
+
+/// `<prefix>:app:{<app>}:user:<id>` → (`<prefix>:app:{<app>}:users`, `<id>`).
+fn user_set<'k>(key: &'k str, prefix: &str) -> Option<(String, &'k str)> {
+    let rest = key.strip_prefix(prefix)?.strip_prefix(":app:{")?;
+    let (app, id) = rest.split_once("}:user:")?;
+    Some((format!("{prefix}:app:{{{app}}}:users"), id))
+}
+
 /// Whether the Redis at `url` keeps its data across a restart: an append-only file or snapshots.
 /// Users and passkeys live only there, so a Redis that keeps nothing loses every account when it
 /// restarts. The error says what to set, naming the server by host and port only (a URL may hold

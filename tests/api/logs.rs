@@ -137,7 +137,10 @@ fn drain(lines: &std::sync::mpsc::Receiver<String>) -> Vec<String> {
 async fn json_lines_carry_each_requests_id_and_the_level_setting_holds() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bridge.toml");
-    let extra = "log_format = \"json\"\nlog_level = \"warn,qr_bridge=info,tower_http=debug\"";
+    // The test is its own proxy: only a trusted proxy names requests (a client's own id is
+    // replaced; see logging's unit tests).
+    let extra = "log_format = \"json\"\nlog_level = \"warn,qr_bridge=info,tower_http=debug\"\n\
+                 trusted_proxies = [\"127.0.0.1/32\"]";
     std::fs::write(&config, settings_toml("5m", dir.path(), extra)).unwrap();
     // No RUST_LOG: the setting decides.
     let (mut bridge, line, lines) = serve_logged(&config, &[("RUST_LOG", "")]).expect("serves");

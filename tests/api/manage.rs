@@ -203,8 +203,52 @@ async fn unknown_users_and_passkeys_are_named_in_the_refusal() {
 async fn the_admin_socket_is_private_to_the_bridges_user() {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     let b = bridge(false);
-    let socket = b.config.parent().unwrap().join("admin.sock");
-    let meta = std::fs::metadata(&socket).unwrap();
-    assert!(meta.file_type().is_socket());
-    assert_eq!(meta.permissions().mode() & 0o077, 0);
+    let dir = b.config.parent().unwrap().join("admin");
+    let meta = std::fs::metadata(&dir).unwrap();
+    assert_eq!(
+        meta.permissions().mode() & 0o077,
+        0,
+        "nobody else may enter"
+    );
+    assert!(
+        std::fs::metadata(dir.join("socket"))
+            .unwrap()
+            .file_type()
+            .is_socket()
+    );
+}
+
+/// The embedded store's files are one process's: a second bridge on the same data_dir refuses
+/// to start, and a command that cannot reach the running bridge refuses to edit them under it.
+#[tokio::test]
+async fn nobody_edits_the_files_of_a_running_embedded_bridge() {
+    let b = bridge(false);
+    let second = crate::cli::serve(&b.config, &[]);
+    let Err(output) = second else {
+        panic!("a second bridge started on the same data_dir");
+    };
+    assert!(
+        output.contains("a bridge is running on data_dir"),
+        "{output}"
+    );
+
+    // A bridge whose socket is not there (starting, or draining): the lock alone says it runs.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bridge.toml");
+    std::fs::write(&config, settings_toml("5m", dir.path(), "")).unwrap();
+    let lock = std::fs::File::create(dir.path().join(".lock")).unwrap();
+    lock.try_lock().unwrap();
+    let out = qr_bridge(&config, &["users", "list"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("does not answer"),
+        "{stderr}"
+    );
+    drop(lock);
+    let out = qr_bridge(&config, &["users", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
