@@ -39,7 +39,33 @@ pub struct AppConfig {
     /// Whether the bridge's own desktop page serves this app at `/login/<id>`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hosted_login: bool,
+    /// Where the app's backend hears about sign-ins (see `webhooks`); set with its secret by
+    /// `qr-bridge apps webhook`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// The Standard Webhooks signing secret (`whsec_…`), printed once when made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
 }
+
+/// Where an app's webhooks go and the secret they are signed with.
+#[derive(Clone)]
+pub struct WebhookTarget {
+    pub url: Url,
+    /// `whsec_…`: never printed, never logged.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for WebhookTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookTarget")
+            .field("url", &self.url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The prefix of a Standard Webhooks secret; the rest is base64 of the key.
+pub const WEBHOOK_SECRET_PREFIX: &str = "whsec_";
 
 /// An app whose every field has been checked.
 #[derive(Clone, Debug)]
@@ -55,6 +81,7 @@ pub struct App {
     pub open_signup: bool,
     pub browser_external_ids: bool,
     pub hosted_login: bool,
+    pub webhook: Option<WebhookTarget>,
 }
 
 /// A settings problem: which key, and what is wrong with it.
@@ -82,6 +109,36 @@ pub fn is_local_host(host: &str) -> bool {
             .trim_matches(['[', ']'])
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Where webhooks are POSTed: https (or http on this machine), with a host.
+pub fn parse_webhook_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("{text:?} must be an https:// URL"));
+    }
+    require_https(&url, text)?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{text:?}: no credentials in the URL; the signature proves the sender"
+        ));
+    }
+    Ok(url)
+}
+
+/// `whsec_` and base64 of at least 24 bytes.
+fn check_webhook_secret(secret: &str) -> Result<String, String> {
+    use base64::Engine as _;
+    let key = secret
+        .strip_prefix(WEBHOOK_SECRET_PREFIX)
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+    match key {
+        Some(key) if key.len() >= 24 => Ok(secret.to_owned()),
+        _ => Err(
+            "expected whsec_ and base64 of at least 24 bytes (made by `qr-bridge apps webhook`)"
+                .into(),
+        ),
+    }
 }
 
 /// Plain http reaches a browser only through everyone on the way: passkeys, tokens and the
@@ -232,6 +289,20 @@ impl App {
                 "needs open_signup = true: it only lets browsers name the new accounts they may create",
             ));
         }
+        let webhook = match (&config.webhook_url, &config.webhook_secret) {
+            (None, None) => None,
+            (Some(url), Some(secret)) => Some(WebhookTarget {
+                url: parse_webhook_url(url).map_err(|p| Invalid::new(field("webhook_url"), p))?,
+                secret: check_webhook_secret(secret)
+                    .map_err(|p| Invalid::new(field("webhook_secret"), p))?,
+            }),
+            _ => {
+                return Err(Invalid::new(
+                    field("webhook_url"),
+                    "webhook_url and webhook_secret go together: set both with `qr-bridge apps webhook`",
+                ));
+            }
+        };
         Ok(App {
             id: id.to_owned(),
             name: name.to_owned(),
@@ -243,6 +314,7 @@ impl App {
             open_signup: config.open_signup,
             browser_external_ids: config.browser_external_ids,
             hosted_login: config.hosted_login,
+            webhook,
         })
     }
 
@@ -372,6 +444,8 @@ mod tests {
             open_signup: false,
             browser_external_ids: false,
             hosted_login: false,
+            webhook_url: None,
+            webhook_secret: None,
         }
     }
 

@@ -32,6 +32,8 @@ pub mod logging;
 #[cfg(feature = "ssr")]
 pub mod manage;
 #[cfg(feature = "ssr")]
+pub mod outbox;
+#[cfg(feature = "ssr")]
 pub mod passkey;
 #[cfg(feature = "ssr")]
 pub mod problem;
@@ -54,6 +56,8 @@ mod testing;
 pub mod tls;
 #[cfg(feature = "ssr")]
 pub mod token;
+#[cfg(feature = "ssr")]
+pub mod webhooks;
 
 /// The browser's entry point: brings the server-rendered page to life.
 #[cfg(feature = "hydrate")]

@@ -145,8 +145,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let shutdown = state.shutdown.clone();
     // The embedded store's users live in this process: management commands come in here.
     if settings.store == StoreKind::Memory {
-        let manager =
-            crate::manage::Manager::new(store, settings.apps.clone(), settings.audit_retention);
+        let manager = crate::manage::Manager::new(
+            store.clone(),
+            settings.apps.clone(),
+            settings.audit_retention,
+        );
         let listening =
             crate::manage::socket::listen(&settings.data_dir, Arc::new(manager), shutdown.clone())
                 .await;
@@ -237,6 +240,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             shutdown.clone(),
         ));
     }
+    let sender = crate::webhooks::Sender::new(
+        store,
+        settings.apps.clone(),
+        settings.webhook_first_retry,
+        settings.webhook_give_up_after,
+    )?;
+    let sending = tokio::spawn(sender.run(shutdown.clone()));
     let stop = shutdown.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -246,6 +256,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     });
     let tls = tls.map(|t| t.tls.clone());
     serve_on(listener, app(state), settings.connections, tls, shutdown).await;
+    // A webhook under way is sent and settled before the process ends: nothing twice.
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, sending).await;
 
     tracing::info!("QR Bridge stopped");
     Ok(())

@@ -43,6 +43,10 @@ struct File {
     token_ttl: Duration,
     #[serde(default = "default_audit_retention", with = "humantime_serde")]
     audit_retention: Duration,
+    #[serde(default = "default_webhook_first_retry", with = "humantime_serde")]
+    webhook_first_retry: Duration,
+    #[serde(default = "default_webhook_give_up_after", with = "humantime_serde")]
+    webhook_give_up_after: Duration,
     #[serde(default)]
     limits: Limits,
     #[serde(default)]
@@ -160,6 +164,14 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
 
+fn default_webhook_first_retry() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_webhook_give_up_after() -> Duration {
+    Duration::from_secs(26 * 3600)
+}
+
 fn default_audit_retention() -> Duration {
     Duration::from_secs(90 * 86_400)
 }
@@ -182,6 +194,10 @@ pub struct Settings {
     pub token_ttl: Duration,
     /// How long the audit trail keeps an event.
     pub audit_retention: Duration,
+    /// The wait after a webhook's first failed attempt; each next one doubles (up to an hour).
+    pub webhook_first_retry: Duration,
+    /// How long a failing webhook is retried before it is dropped (at least a day).
+    pub webhook_give_up_after: Duration,
     pub apps: Arc<Apps>,
     /// The app whose sign-in page is served at `/`.
     pub home_app: Option<String>,
@@ -454,6 +470,15 @@ impl File {
             store,
             session_ttl: self.session_ttl,
             audit_retention: self.audit_retention,
+            webhook_first_retry: self.webhook_first_retry,
+            webhook_give_up_after: if self.webhook_give_up_after >= Duration::from_secs(86_400) {
+                self.webhook_give_up_after
+            } else {
+                return Err(Invalid::new(
+                    "webhook_give_up_after",
+                    "must be at least a day: a backend down overnight must still hear of every sign-in",
+                ));
+            },
             site_root: self.site_root,
             data_dir: self.data_dir,
             token_ttl: self.token_ttl,

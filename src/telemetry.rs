@@ -24,6 +24,8 @@ pub const RATE_LIMITED: &str = "qr_bridge_rate_limited_total";
 pub const STORE_SECONDS: &str = "qr_bridge_store_operation_duration_seconds";
 pub const STORE_ERRORS: &str = "qr_bridge_store_errors_total";
 pub const PUBSUB_RECONNECTS: &str = "qr_bridge_pubsub_reconnects_total";
+pub const WEBHOOK_ATTEMPTS: &str = "qr_bridge_webhook_attempts_total";
+pub const WEBHOOKS_GIVEN_UP: &str = "qr_bridge_webhooks_given_up_total";
 /// axum-prometheus's names under our prefix.
 pub const HTTP_REQUESTS: &str = "qr_bridge_http_requests_total";
 pub const HTTP_SECONDS: &str = "qr_bridge_http_requests_duration_seconds";
@@ -100,6 +102,14 @@ fn describe() {
         "Store operations, by operation."
     );
     describe_counter!(STORE_ERRORS, "Store operations that failed, by operation.");
+    describe_counter!(
+        WEBHOOK_ATTEMPTS,
+        "Webhook POSTs, by result: accepted (2xx) or refused (anything else, or no answer)."
+    );
+    describe_counter!(
+        WEBHOOKS_GIVEN_UP,
+        "Webhook deliveries dropped after failing for webhook_give_up_after."
+    );
     describe_counter!(
         PUBSUB_RECONNECTS,
         "Times a Redis pub/sub connection was lost and opened again."
@@ -178,6 +188,15 @@ pub fn store_operation(operation: &'static str, took: Duration, failed: bool) {
     if failed {
         counter!(STORE_ERRORS, "operation" => operation).increment(1);
     }
+}
+
+pub fn webhook_attempt(accepted: bool) {
+    let result = if accepted { "accepted" } else { "refused" };
+    counter!(WEBHOOK_ATTEMPTS, "result" => result).increment(1);
+}
+
+pub fn webhook_given_up() {
+    counter!(WEBHOOKS_GIVEN_UP).increment(1);
 }
 
 pub fn pubsub_reconnected() {

@@ -118,7 +118,11 @@ impl Bridge {
                 version,
                 now,
             )?,
-            recorder: Recorder::new(store.clone(), settings.audit_retention),
+            recorder: Recorder::new(
+                store.clone(),
+                settings.audit_retention,
+                settings.apps.clone(),
+            ),
             store,
             public_origin: settings.public_origin.clone(),
             session_ttl: settings.session_ttl,

@@ -1,6 +1,7 @@
 //! The `qr-bridge` command line: `serve` (the default), `apps add|list|remove` (which edit the settings file in place), `keys rotate|list|import`, and `users`/`passkeys` (see `manage`).
 
 mod manage;
+mod webhook;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -110,6 +111,20 @@ pub enum AppsCommand {
     },
     /// Remove an app by id.
     Remove { id: String },
+    /// Send the app's backend signed webhooks (session.completed, session.denied,
+    /// passkey.created, passkey.revoked) at URL; prints the new signing secret once.
+    Webhook {
+        id: String,
+        /// Where to POST them (https, or http on this machine).
+        #[arg(long, value_name = "URL", required_unless_present = "off")]
+        url: Option<String>,
+        /// Stop sending them, and forget the secret.
+        #[arg(long, conflicts_with = "url")]
+        off: bool,
+        /// Print one JSON object: app_id, webhook_url, webhook_secret.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -265,9 +280,11 @@ fn apps(path: &Path, command: AppsCommand) -> anyhow::Result<()> {
                 open_signup,
                 browser_external_ids,
                 hosted_login,
+                webhook_url: None,
+                webhook_secret: None,
             };
             append_app(&mut doc, &config);
-            write_checked(path, &doc)?;
+            write_checked(path, &doc, false)?;
             if json {
                 let keys = NewKeys {
                     app_id: &config.id,
@@ -336,11 +353,14 @@ fn apps(path: &Path, command: AppsCommand) -> anyhow::Result<()> {
                 bail!("no app {id:?} in {}", path.display())
             };
             apps.remove(index);
-            write_checked(path, &doc)?;
+            write_checked(path, &doc, false)?;
             writeln!(
                 out,
                 "Removed app {id}. Restart the bridge for it to take effect."
             )?;
+        }
+        AppsCommand::Webhook { id, url, off, json } => {
+            webhook::set(path, &id, url.filter(|_| !off), json, &mut out)?;
         }
     }
     Ok(())
@@ -398,8 +418,8 @@ fn append_app(doc: &mut DocumentMut, app: &AppConfig) {
 }
 
 /// Checks the edited settings as the server would, then replaces the file in one rename so a
-/// crash never leaves it half-written.
-fn write_checked(path: &Path, doc: &DocumentMut) -> anyhow::Result<()> {
+/// crash never leaves it half-written. `private` makes it the owner's only (it holds a secret).
+fn write_checked(path: &Path, doc: &DocumentMut, private: bool) -> anyhow::Result<()> {
     let text = doc.to_string();
     Settings::from_toml(&text)
         .context("the change would make the settings invalid; nothing was written")?;
@@ -410,7 +430,10 @@ fn write_checked(path: &Path, doc: &DocumentMut) -> anyhow::Result<()> {
     let mut file = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("cannot write in {}", dir.display()))?;
     file.write_all(text.as_bytes())?;
-    if let Ok(meta) = std::fs::metadata(path) {
+    // NamedTempFile is 0600 already: a secret is never readable by others, not even for a moment.
+    if let Ok(meta) = std::fs::metadata(path)
+        && !private
+    {
         file.as_file().set_permissions(meta.permissions())?;
     }
     file.as_file().sync_all()?;

@@ -101,7 +101,7 @@ pub struct Manager {
 impl Manager {
     /// Over `store`, for the settings' apps; changes are kept in the trail for `audit_retention`.
     pub fn new(store: Arc<dyn Store>, apps: Arc<Apps>, audit_retention: Duration) -> Self {
-        let recorder = Recorder::new(store.clone(), audit_retention);
+        let recorder = Recorder::new(store.clone(), audit_retention, apps.clone());
         Self {
             store,
             apps,

@@ -266,6 +266,68 @@ async fn the_audit_trail_keeps_events_for_their_retention(store: Arc<dyn Store>,
     );
 }
 
+fn delivery(id: &str) -> crate::outbox::Delivery {
+    crate::outbox::Delivery {
+        id: id.into(),
+        app_id: "app_a".into(),
+        messages: vec![crate::outbox::Message {
+            id: format!("msg_{id}"),
+            kind: "session.completed".into(),
+            body: "{}".into(),
+        }],
+        sent: 0,
+        attempts: 0,
+        failing_since: None,
+    }
+}
+
+async fn a_webhook_delivery_is_held_by_one_claim_at_a_time(store: Arc<dyn Store>, clock: Clock) {
+    let lease = Duration::from_secs(60);
+    assert_eq!(store.claim_delivery(lease).await.unwrap(), None);
+    store.enqueue_delivery(&delivery("a")).await.unwrap();
+    pass(&clock, Duration::from_millis(5)).await;
+    store.enqueue_delivery(&delivery("b")).await.unwrap();
+    let a = store.claim_delivery(lease).await.unwrap().unwrap();
+    assert_eq!(a.delivery, delivery("a"), "first in, first out");
+    let b = store.claim_delivery(lease).await.unwrap().unwrap();
+    assert_eq!(b.delivery.id, "b");
+    assert_eq!(
+        store.claim_delivery(lease).await.unwrap(),
+        None,
+        "a claimed delivery is nobody else's"
+    );
+    assert!(store.finish_delivery(&a).await.unwrap());
+    assert!(!store.finish_delivery(&a).await.unwrap(), "finished once");
+
+    // b failed: it comes back, as it now stands, once due.
+    let mut tried = b.delivery.clone();
+    tried.attempts = 1;
+    let at = b.now.plus(Duration::from_millis(100));
+    assert!(store.retry_delivery(&b, &tried, at).await.unwrap());
+    assert_eq!(
+        store.claim_delivery(lease).await.unwrap(),
+        None,
+        "not due yet"
+    );
+    pass(&clock, Duration::from_millis(150)).await;
+    let again = store
+        .claim_delivery(Duration::from_millis(100))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.delivery, tried);
+
+    // Its holder vanished: once the lease ends, someone else takes it, and the old claim is void.
+    pass(&clock, Duration::from_millis(150)).await;
+    let taken = store.claim_delivery(lease).await.unwrap().unwrap();
+    assert_eq!(taken.delivery.id, "b");
+    assert_ne!(taken.token, again.token);
+    assert!(!store.finish_delivery(&again).await.unwrap());
+    assert!(!store.retry_delivery(&again, &tried, at).await.unwrap());
+    assert!(store.finish_delivery(&taken).await.unwrap());
+    assert_eq!(store.claim_delivery(lease).await.unwrap(), None);
+}
+
 async fn a_ceremony_is_taken_once(store: Arc<dyn Store>, _clock: Clock) {
     let s = inserted(&*store, Duration::from_secs(60)).await;
     let c = ceremony();
@@ -621,6 +683,7 @@ contract!(
     the_clock_is_wall_time,
     an_expiry_is_noted_by_its_first_reader_only,
     the_audit_trail_keeps_events_for_their_retention,
+    a_webhook_delivery_is_held_by_one_claim_at_a_time,
     a_ceremony_is_taken_once,
     a_newer_ceremony_replaces_the_older,
     concurrent_takers_of_one_ceremony_have_one_winner,

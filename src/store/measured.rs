@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use super::{Created, Loaded, LoadedUser, Replaced, Store, StoreError, StoredKeys, Subscription};
 use crate::account::{Ceremony, User};
 use crate::audit::AuditEvent;
+use crate::outbox::{Claimed, Delivery};
 use crate::session::{Session, SessionId, Timestamp, UserId};
 use crate::telemetry;
 
@@ -127,6 +128,26 @@ impl Store for Measured {
     }
     async fn read_audit(&self, since: Timestamp) -> Result<Vec<AuditEvent>, StoreError> {
         timed!("read_audit", self.0.read_audit(since).await)
+    }
+    async fn enqueue_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        timed!("enqueue_delivery", self.0.enqueue_delivery(delivery).await)
+    }
+    async fn claim_delivery(&self, lease: Duration) -> Result<Option<Claimed>, StoreError> {
+        timed!("claim_delivery", self.0.claim_delivery(lease).await)
+    }
+    async fn finish_delivery(&self, claim: &Claimed) -> Result<bool, StoreError> {
+        timed!("finish_delivery", self.0.finish_delivery(claim).await)
+    }
+    async fn retry_delivery(
+        &self,
+        claim: &Claimed,
+        delivery: &Delivery,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        timed!(
+            "retry_delivery",
+            self.0.retry_delivery(claim, delivery, at).await
+        )
     }
     async fn subscribe(&self, id: &SessionId) -> Result<Subscription, StoreError> {
         timed!("subscribe", self.0.subscribe(id).await)

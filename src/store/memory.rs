@@ -19,6 +19,7 @@ use super::{
 use crate::account::{Ceremony, User};
 use crate::audit::AuditEvent;
 use crate::clock::Clock;
+use crate::outbox::{Claimed, Delivery};
 use crate::session::{Session, SessionId, Timestamp, UserId};
 
 /// How often an insert may also sweep out sessions past their retention.
@@ -40,6 +41,20 @@ const SIGNED_OUT_FILE: &str = "signed-out.json";
 /// The audit trail, one JSON event per line, appended as events happen and rewritten without
 /// the expired ones once they are many.
 const AUDIT_FILE: &str = "audit.jsonl";
+
+/// Webhook deliveries waiting to be sent, rewritten on every change: a restart sends what was
+/// still waiting (a claim in flight at the crash is sent again: at least once).
+const WEBHOOKS_FILE: &str = "webhooks.json";
+
+/// A queued delivery: when it is due, in which order it came, and who holds it until when.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Queued {
+    delivery: Delivery,
+    due: Timestamp,
+    seq: u64,
+    #[serde(skip)]
+    claim: Option<(String, Timestamp)>,
+}
 
 /// How many expired events may wait in the audit file before it is rewritten without them.
 const AUDIT_REWRITE_AFTER: usize = 1000;
@@ -66,6 +81,8 @@ pub struct MemoryStore {
     signed_out_file: Option<PathBuf>,
     /// Where the audit trail is kept; `None` keeps it in memory only (tests).
     audit_file: Option<PathBuf>,
+    /// Where waiting webhook deliveries are kept; `None` keeps them in memory only (tests).
+    webhooks_file: Option<PathBuf>,
     /// Serialises file writes so that a newer snapshot is never overwritten by an older one.
     write_lock: tokio::sync::Mutex<()>,
     /// One channel per watched session; shared with the subscriptions, which remove it when the
@@ -92,6 +109,9 @@ struct Inner {
     audit: std::collections::VecDeque<AuditEvent>,
     /// Events dropped from `audit` since the file was last rewritten.
     audit_dropped: usize,
+    /// Webhook deliveries by id.
+    queue: HashMap<String, Queued>,
+    queue_seq: u64,
     /// The key ring when there is no keys file.
     keys: Option<StoredKeys>,
     last_sweep: u64,
@@ -175,8 +195,17 @@ impl MemoryStore {
             revoked_file: Some(data_dir.join(REVOKED_FILE)),
             signed_out_file: Some(data_dir.join(SIGNED_OUT_FILE)),
             audit_file: Some(data_dir.join(AUDIT_FILE)),
+            webhooks_file: Some(data_dir.join(WEBHOOKS_FILE)),
             ..MemoryStore::default()
         };
+        if let Some(queue) = read_if_there::<Vec<Queued>>(&data_dir.join(WEBHOOKS_FILE))? {
+            let mut inner = store.lock();
+            inner.queue_seq = queue.iter().map(|q| q.seq + 1).max().unwrap_or(0);
+            inner.queue = queue
+                .into_iter()
+                .map(|q| (q.delivery.id.clone(), q))
+                .collect();
+        }
         let audit_path = data_dir.join(AUDIT_FILE);
         match std::fs::read_to_string(&audit_path) {
             Ok(text) => {
@@ -281,6 +310,15 @@ impl MemoryStore {
         tokio::task::spawn_blocking(move || write_atomically(&path, &text))
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    async fn persist_queue(&self) -> Result<(), StoreError> {
+        self.write_snapshot(self.webhooks_file.as_ref(), |inner| {
+            let mut queue: Vec<&Queued> = inner.queue.values().collect();
+            queue.sort_by_key(|q| q.seq);
+            encode(&queue)
+        })
+        .await
     }
 
     fn read_keys_file(path: &Path) -> Result<Option<StoredKeys>, StoreError> {
@@ -659,6 +697,80 @@ impl Store for MemoryStore {
             .filter(|e| e.at >= since)
             .cloned()
             .collect())
+    }
+
+    async fn enqueue_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        {
+            let mut inner = self.lock();
+            let seq = inner.queue_seq;
+            inner.queue_seq += 1;
+            let queued = Queued {
+                delivery: delivery.clone(),
+                due: now,
+                seq,
+                claim: None,
+            };
+            inner.queue.insert(delivery.id.clone(), queued);
+        }
+        self.persist_queue().await
+    }
+
+    async fn claim_delivery(&self, lease: Duration) -> Result<Option<Claimed>, StoreError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let next = (inner.queue.values_mut())
+            .filter(|q| q.due <= now && q.claim.as_ref().is_none_or(|(_, until)| *until <= now))
+            .min_by_key(|q| (q.due, q.seq));
+        Ok(next.map(|q| {
+            let token = uuid::Uuid::new_v4().simple().to_string();
+            q.claim = Some((token.clone(), now.plus(lease)));
+            Claimed {
+                delivery: q.delivery.clone(),
+                token,
+                now,
+            }
+        }))
+    }
+
+    async fn finish_delivery(&self, claim: &Claimed) -> Result<bool, StoreError> {
+        {
+            let mut inner = self.lock();
+            let id = &claim.delivery.id;
+            let held = (inner.queue.get(id))
+                .and_then(|q| q.claim.as_ref())
+                .is_some_and(|(token, _)| *token == claim.token);
+            if !held {
+                return Ok(false);
+            }
+            inner.queue.remove(id);
+        }
+        self.persist_queue().await.map(|()| true)
+    }
+
+    async fn retry_delivery(
+        &self,
+        claim: &Claimed,
+        delivery: &Delivery,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        {
+            let mut inner = self.lock();
+            let Some(queued) = inner.queue.get_mut(&claim.delivery.id) else {
+                return Ok(false);
+            };
+            if queued
+                .claim
+                .as_ref()
+                .is_none_or(|(token, _)| *token != claim.token)
+            {
+                return Ok(false);
+            }
+            queued.delivery = delivery.clone();
+            queued.due = at;
+            queued.claim = None;
+        }
+        self.persist_queue().await.map(|()| true)
     }
 
     async fn subscribe(&self, id: &SessionId) -> Result<Subscription, StoreError> {

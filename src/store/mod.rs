@@ -17,6 +17,7 @@ use async_trait::async_trait;
 
 use crate::account::{Ceremony, User};
 use crate::audit::AuditEvent;
+use crate::outbox::{Claimed, Delivery};
 use crate::session::{Session, SessionId, Timestamp, UserId};
 
 pub use memory::MemoryStore;
@@ -251,6 +252,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// The audit trail from `since` on, oldest first.
     async fn read_audit(&self, since: Timestamp) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Queues a webhook delivery, due at once.
+    async fn enqueue_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
+
+    /// Takes the first due delivery for `lease`: no other caller (on any instance) gets it
+    /// until the lease ends or its holder gives it back.
+    async fn claim_delivery(&self, lease: Duration) -> Result<Option<Claimed>, StoreError>;
+
+    /// The claimed delivery is over (all sent, or given up): it leaves the queue. `false` when
+    /// the claim was no longer the holder's (its lease ended and someone else took it).
+    async fn finish_delivery(&self, claim: &Claimed) -> Result<bool, StoreError>;
+
+    /// The claimed delivery, as `delivery` now stands, is due again at `at`.
+    async fn retry_delivery(
+        &self,
+        claim: &Claimed,
+        delivery: &Delivery,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
 
     /// Notices of every write to one session, from whichever instance made it. Subscribe before
     /// reading, so that no change can fall between the read and the subscription.

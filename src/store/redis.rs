@@ -16,6 +16,9 @@
 //!   everywhere (ms), expiring once every token issued before then has;
 //! - `<prefix>:signing-keys`: a hash with `version` and `ring` (the signing keys as JSON);
 //! - `<prefix>:revoked:{<token id>}`: present while a revoked token would still be valid;
+//! - `<prefix>:{webhooks}:due` (a sorted set of delivery ids by when they are due, in ms),
+//!   `<prefix>:{webhooks}:jobs` (a hash of id to delivery JSON) and `<prefix>:{webhooks}:claims`
+//!   (id to the token of the instance holding it): the webhook queue, one slot;
 //! - `<prefix>:audit`: a stream of audit events (field `e`, the event as JSON), trimmed by
 //!   entry id (Redis's clock) to the retention on every append.
 
@@ -37,6 +40,7 @@ use super::{
 
 use crate::account::{Ceremony, User};
 use crate::audit::AuditEvent;
+use crate::outbox::{Claimed, Delivery};
 use crate::session::{Session, SessionId, Timestamp, UserId};
 
 /// Redis 7.0 has no `SET … IFEQ`, so creation refuses an existing key inside a script.
@@ -78,6 +82,48 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if now < tonumber(exp) then return 0 end
 return redis.call('HSETNX', KEYS[1], 'expiry_noted', '1')
+";
+
+/// Queues a delivery, due now (Redis's clock).
+const ENQUEUE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+return 1
+";
+
+/// Takes the first due delivery: it becomes due again only when the lease (ARGV[1] ms) ends,
+/// and the claim token (ARGV[2]) is what finishing or rescheduling it must show.
+const CLAIM: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1)
+if #due == 0 then return false end
+local id = due[1]
+local job = redis.call('HGET', KEYS[2], id)
+if not job then
+  redis.call('ZREM', KEYS[1], id)
+  return false
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), id)
+redis.call('HSET', KEYS[3], id, ARGV[2])
+return {job, tostring(now)}
+";
+
+/// Ends a delivery (ARGV[3] absent) or makes it due again at ARGV[3] as ARGV[4] says, if the
+/// claim ARGV[2] still holds it.
+const SETTLE: &str = r"
+if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[3], ARGV[1])
+if ARGV[3] then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+else
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 1
 ";
 
 /// Creates a user, lists it in its app's set and claims its external id in one step, refusing
@@ -364,6 +410,9 @@ pub struct RedisStore {
     load: Script,
     replace: Script,
     note_expiry: Script,
+    enqueue: Script,
+    claim: Script,
+    settle: Script,
     create_user: Script,
     replace_user: Script,
     remove_user: Script,
@@ -405,6 +454,9 @@ impl RedisStore {
             load: Script::new(LOAD),
             replace: Script::new(REPLACE),
             note_expiry: Script::new(NOTE_EXPIRY),
+            enqueue: Script::new(ENQUEUE),
+            claim: Script::new(CLAIM),
+            settle: Script::new(SETTLE),
             create_user: Script::new(CREATE_USER),
             replace_user: Script::new(REPLACE_USER),
             remove_user: Script::new(REMOVE_USER),
@@ -488,6 +540,11 @@ impl RedisStore {
 
     fn external_key(&self, app_id: &str, external_user_id: &str) -> String {
         format!("{}:app:{{{app_id}}}:ext:{external_user_id}", self.prefix)
+    }
+
+    /// The queue's keys: due, jobs, claims (one hash tag, so one slot for the scripts).
+    fn queue_keys(&self) -> [String; 3] {
+        ["due", "jobs", "claims"].map(|k| format!("{}:{{webhooks}}:{k}", self.prefix))
     }
 
     fn audit_key(&self) -> String {
@@ -790,6 +847,70 @@ impl Store for RedisStore {
             }
         }
         Ok(events)
+    }
+
+    async fn enqueue_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        let [due, jobs, _] = self.queue_keys();
+        let mut script = self.enqueue.key(due);
+        script.key(jobs).arg(&delivery.id).arg(encode(delivery)?);
+        // Safe to send twice: the same id is queued once.
+        let _: i64 = self.run(Command::Script(&script)).await?;
+        Ok(())
+    }
+
+    async fn claim_delivery(&self, lease: Duration) -> Result<Option<Claimed>, StoreError> {
+        let [due, jobs, claims] = self.queue_keys();
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let mut script = self.claim.key(due);
+        script
+            .key(jobs)
+            .key(claims)
+            .arg(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX))
+            .arg(&token);
+        // Once: a lost reply leaves a lease that simply runs out.
+        let claimed: Option<(String, String)> = self.run_once(Command::Script(&script)).await?;
+        let Some((job, now)) = claimed else {
+            return Ok(None);
+        };
+        let now = now
+            .parse::<u64>()
+            .map_err(|e| StoreError::Corrupt(format!("queue clock: {e}")))?;
+        Ok(Some(Claimed {
+            delivery: decode("webhook delivery", &job)?,
+            token,
+            now: Timestamp::from_millis(now),
+        }))
+    }
+
+    async fn finish_delivery(&self, claim: &Claimed) -> Result<bool, StoreError> {
+        let [due, jobs, claims] = self.queue_keys();
+        let mut script = self.settle.key(due);
+        script
+            .key(jobs)
+            .key(claims)
+            .arg(&claim.delivery.id)
+            .arg(&claim.token);
+        let settled: i64 = self.run(Command::Script(&script)).await?;
+        Ok(settled == 1)
+    }
+
+    async fn retry_delivery(
+        &self,
+        claim: &Claimed,
+        delivery: &Delivery,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let [due, jobs, claims] = self.queue_keys();
+        let mut script = self.settle.key(due);
+        script
+            .key(jobs)
+            .key(claims)
+            .arg(&claim.delivery.id)
+            .arg(&claim.token)
+            .arg(at.as_millis())
+            .arg(encode(delivery)?);
+        let settled: i64 = self.run(Command::Script(&script)).await?;
+        Ok(settled == 1)
     }
 
     async fn subscribe(&self, id: &SessionId) -> Result<Subscription, StoreError> {

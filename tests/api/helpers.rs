@@ -257,6 +257,30 @@ impl Store for Counted {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.read_audit(since).await
     }
+    async fn enqueue_delivery(&self, d: &qr_bridge::outbox::Delivery) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.enqueue_delivery(d).await
+    }
+    async fn claim_delivery(
+        &self,
+        lease: Duration,
+    ) -> Result<Option<qr_bridge::outbox::Claimed>, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.claim_delivery(lease).await
+    }
+    async fn finish_delivery(&self, c: &qr_bridge::outbox::Claimed) -> Result<bool, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.finish_delivery(c).await
+    }
+    async fn retry_delivery(
+        &self,
+        c: &qr_bridge::outbox::Claimed,
+        d: &qr_bridge::outbox::Delivery,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.retry_delivery(c, d, at).await
+    }
     async fn subscribe(&self, id: &SessionId) -> Result<Subscription, StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.subscribe(id).await

@@ -24,6 +24,7 @@ mod passkeys;
 mod races;
 mod streams;
 mod validation;
+mod webhooks;
 
 // The tests name the phone `crate::phone`; it lives in the kit, shared with the benchmark harness.
 use kit::phone;
