@@ -70,6 +70,15 @@ async fn a_whole_flow_logs_no_secret(on_redis: bool) {
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let (_, token) = client.completion(&s).await;
     assert_eq!(client.validate(&token).await.0, StatusCode::OK);
+
+    // A sign-in through the hosted approval page, whose browser session cookie is a secret too;
+    // the page then says which passkey it was.
+    let (page_session, browser_cookie, approved) = approve_on_the_page(&client, &mut phone).await;
+    assert_eq!(
+        approved["Approved"]["passkey"],
+        format!("your passkey created on {}", today()),
+        "{approved}"
+    );
     for path in ["/v1/sessions/introspect", "/v1/sessions/revoke"] {
         let (status, body) = reply(
             client
@@ -95,6 +104,8 @@ async fn a_whole_flow_logs_no_secret(on_redis: bool) {
         ("a polling token", s.polling_token.clone()),
         ("a session token", first_token),
         ("a session token", token),
+        ("a polling token", page_session),
+        ("a browser session cookie", browser_cookie),
     ];
     // The passkey's answers: signatures, client data, authenticator data (long base64 strings;
     // short ones such as "public-key" are not secrets).
@@ -122,6 +133,72 @@ async fn a_whole_flow_logs_no_secret(on_redis: bool) {
                 .collect::<String>()
         );
     }
+}
+
+/// Today as the approval page writes a date ("30 November 2026", UTC).
+fn today() -> String {
+    let now = std::time::SystemTime::now();
+    let text = humantime::format_rfc3339(now).to_string();
+    let (year, rest) = text.split_at(4);
+    let month: usize = rest[1..3].parse().unwrap();
+    let day: u8 = rest[4..6].parse().unwrap();
+    let months = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    format!("{day} {} {year}", months[month - 1])
+}
+
+/// Signs in through the hosted page's server functions as the phone's browser does: the
+/// session's polling token, the browser's session cookie, and the page's outcome.
+async fn approve_on_the_page(client: &Client, phone: &mut Phone) -> (String, String, Value) {
+    use leptos::server_fn::ServerFn;
+    use qr_bridge::ui::{ApprovalOptions, PhoneApprove};
+    let s = client.init().await;
+    let browser = Client::browser();
+    let opened = browser
+        .post(format!("{}{}", client.base, ApprovalOptions::PATH))
+        .header("Origin", BRIDGE_ORIGIN)
+        .form(&[("session_id", s.session_id.as_str()), ("create", "false")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = opened.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
+    let opened: Value = opened.json().await.unwrap();
+    let options: Value =
+        serde_json::from_str(opened["Ready"]["options"].as_str().unwrap()).unwrap();
+    let signed = phone.sign(BRIDGE_ORIGIN, &options).to_string();
+    let form = [
+        ("session_id", s.session_id.as_str()),
+        ("credential", signed.as_str()),
+    ];
+    let (status, body) = client
+        .server_fn::<PhoneApprove>(&browser, Some(BRIDGE_ORIGIN), &form)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (
+        s.polling_token,
+        cookie,
+        serde_json::from_str(&body).unwrap(),
+    )
 }
 
 /// Lines of the bridge's log until it has been quiet for a moment.
