@@ -15,8 +15,8 @@ use crate::session::StartedBy;
 /// it, so a bridge refuses to serve it anywhere but on this machine.
 pub const DEMO_PUBLISHABLE_KEY: &str = "cli_demo_publishable_key_0001";
 
-/// An app as written in the settings file.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+/// An app as written in the settings file. Its `Debug` leaves the webhook secret out.
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppConfig {
     pub id: String,
@@ -46,6 +46,18 @@ pub struct AppConfig {
     /// The Standard Webhooks signing secret (`whsec_…`), printed once when made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_secret: Option<String>,
+}
+
+impl std::fmt::Debug for AppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppConfig")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("rp_id", &self.rp_id)
+            .field("webhook_url", &self.webhook_url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where an app's webhooks go and the secret they are signed with.

@@ -4,7 +4,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use crate::session::{Requester, Session, Timestamp};
+use crate::session::{Requester, Session, StartedBy, Timestamp};
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +52,16 @@ pub struct AuditEvent {
     /// Why a passkey was refused: the API's error code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Who started the session: `backend` (the app's server, whose address `desktop` then is)
+    /// or `browser` (the person's desktop browser).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
+    /// The revoked token's id (`jti`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    /// The operator who ran the command (`user@host`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
 }
 
 impl AuditEvent {
@@ -67,6 +77,9 @@ impl AuditEvent {
             desktop: None,
             phone: None,
             reason: None,
+            started_by: None,
+            token_id: None,
+            operator: None,
         }
     }
 
@@ -74,6 +87,13 @@ impl AuditEvent {
     pub fn of_session(mut self, session: &Session) -> Self {
         self.session_id = Some(session.id.to_string());
         self.desktop = Some(session.requester.clone());
+        self.started_by = Some(
+            match session.started_by {
+                StartedBy::Backend => "backend",
+                StartedBy::Browser => "browser",
+            }
+            .into(),
+        );
         self
     }
 
@@ -89,6 +109,11 @@ impl AuditEvent {
 
     pub fn phone(mut self, phone: &Requester) -> Self {
         self.phone = Some(phone.clone());
+        self
+    }
+
+    pub fn operator(mut self, who: &str) -> Self {
+        self.operator = Some(who.to_owned());
         self
     }
 

@@ -36,6 +36,11 @@ impl Hand {
     }
 }
 
+/// `2026-05-01T12:05:00.123Z`
+pub fn iso8601(at: Timestamp) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(at.as_millis())).to_string()
+}
+
 fn wall_ms() -> u64 {
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -470,7 +470,14 @@ impl File {
             store,
             session_ttl: self.session_ttl,
             audit_retention: self.audit_retention,
-            webhook_first_retry: self.webhook_first_retry,
+            webhook_first_retry: if self.webhook_first_retry >= Duration::from_millis(100) {
+                self.webhook_first_retry
+            } else {
+                return Err(Invalid::new(
+                    "webhook_first_retry",
+                    "must be at least 100ms: a failing backend would otherwise be hit in a loop",
+                ));
+            },
             webhook_give_up_after: if self.webhook_give_up_after >= Duration::from_secs(86_400) {
                 self.webhook_give_up_after
             } else {

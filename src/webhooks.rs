@@ -17,6 +17,9 @@ const LEASE: Duration = Duration::from_secs(60);
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the queue is looked at when it was empty.
 const POLL: Duration = Duration::from_millis(500);
+/// Deliveries one instance sends at once: a backend that never answers holds one of them for
+/// 10 s an attempt, not the whole queue.
+const SENDERS: usize = 4;
 /// The longest wait between two attempts.
 const LONGEST_BACKOFF: Duration = Duration::from_secs(3600);
 
@@ -48,7 +51,7 @@ pub fn delivery_for(event: &AuditEvent) -> Option<Delivery> {
             }
             let body = json!({
                 "type": kind,
-                "timestamp": crate::bridge::iso8601(event.at),
+                "timestamp": crate::clock::iso8601(event.at),
                 "data": data,
             });
             Message {
@@ -106,8 +109,17 @@ impl Sender {
         })
     }
 
-    /// Sends until `stop`; a delivery under way is finished first, so a restart sends nothing twice.
+    /// Sends until `stop`, [`SENDERS`] deliveries at a time; those under way are finished first.
     pub async fn run(self, stop: CancellationToken) {
+        let sender = Arc::new(self);
+        let mut senders = tokio::task::JoinSet::new();
+        for _ in 0..SENDERS {
+            senders.spawn(sender.clone().work(stop.clone()));
+        }
+        while senders.join_next().await.is_some() {}
+    }
+
+    async fn work(self: Arc<Self>, stop: CancellationToken) {
         loop {
             while !stop.is_cancelled() {
                 match self.store.claim_delivery(LEASE).await {
@@ -128,17 +140,15 @@ impl Sender {
 
     async fn deliver(&self, claim: Claimed) {
         let mut delivery = claim.delivery.clone();
-        let target = self
-            .apps
-            .get(&delivery.app_id)
-            .and_then(|a| a.webhook.clone());
-        let Some(target) = target else {
-            tracing::warn!(app = %delivery.app_id, id = %delivery.id, "the app has no webhook any more; dropping its delivery");
-            self.settle(&claim, None).await;
-            return;
-        };
+        // No target here (this instance's settings may be older or newer than the one that
+        // queued it, during a rolling restart): a failed attempt like any other, so the
+        // instances that have it carry on, and it is dropped only after give_up_after.
+        let target = (self.apps.get(&delivery.app_id)).and_then(|a| a.webhook.clone());
         while let Some(message) = delivery.messages.get(delivery.sent) {
-            let posted = self.post(&target, message).await;
+            let posted = match &target {
+                Some(target) => self.post(target, message).await,
+                None => Err("this instance has no webhook for the app".to_owned()),
+            };
             crate::telemetry::webhook_attempt(posted.is_ok());
             match posted {
                 Ok(()) => delivery.sent += 1,

@@ -11,6 +11,8 @@ import time
 
 
 def verify_webhook(secret, headers, body, tolerance_seconds=300):
+    if isinstance(body, bytes):  # Flask's request.get_data(), Django's request.body
+        body = body.decode("utf-8", errors="replace")
     msg_id = headers.get("webhook-id")
     timestamp = headers.get("webhook-timestamp")
     signatures = headers.get("webhook-signature")
@@ -24,9 +26,10 @@ def verify_webhook(secret, headers, body, tolerance_seconds=300):
         return False
     key = base64.b64decode(secret.removeprefix("whsec_"))
     signed = f"{msg_id}.{timestamp}.{body}".encode()
-    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest())
+    # Compared as bytes: compare_digest refuses non-ASCII strings with an exception.
     return any(
-        version == "v1" and hmac.compare_digest(value, expected)
+        version == "v1" and hmac.compare_digest(value.encode(), expected)
         for version, _, value in (s.partition(",") for s in signatures.split(" "))
     )
 

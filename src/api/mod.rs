@@ -239,7 +239,7 @@ async fn verify<C: DeserializeOwned + Send + Into<Answer>>(
         Ok(_) => Ok(StatusCode::NO_CONTENT),
         Err(e) => {
             let code = Problem::of(&e).code;
-            state.bridge.refused(&app, &id, &from, code).await;
+            state.bridge.refused(&app, &id, &phone, &from, code).await;
             Err(e.into())
         }
     }

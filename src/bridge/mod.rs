@@ -10,7 +10,7 @@ mod report;
 mod tokens;
 
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use url::Url;
 
@@ -96,10 +96,7 @@ pub enum Introspected {
     Inactive,
 }
 
-/// `2026-05-01T12:05:00.123Z`
-pub fn iso8601(at: Timestamp) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(at.as_millis())).to_string()
-}
+pub use crate::clock::iso8601;
 
 impl Bridge {
     /// Builds the relying parties and reads the signing keys from the store, making the ring

@@ -415,19 +415,28 @@ impl Bridge {
         Ok(())
     }
 
-    /// A phone's answer was refused for `code` (the API's error code): counted and kept in the
-    /// trail. The callers hold the code table (`problem`), so they say which.
-    pub async fn refused(&self, app: &App, id: &SessionId, from: &Requester, code: &'static str) {
+    /// A phone's answer was refused for `code` (the API's error code): counted, and kept in the
+    /// trail when it concerns a session this phone (`by`) opened. Anything else (a made-up id,
+    /// another app's or another phone's session) is only counted: the publishable key is public,
+    /// and a trail anyone can write to could be flooded. The callers hold the code table
+    /// (`problem`), so they say which.
+    pub async fn refused(
+        &self,
+        app: &App,
+        id: &SessionId,
+        by: &str,
+        from: &Requester,
+        code: &'static str,
+    ) {
         crate::telemetry::verify_refused(code);
         let loaded = match self.store.load(id).await {
-            Ok(Some(loaded)) if loaded.session.app_id == app.id => loaded,
-            // An unknown session (or another app's) names no desktop; the refusal still counts.
-            Ok(_) => {
-                let at = self.store.now().await.unwrap_or(Timestamp::from_millis(0));
-                let event = AuditEvent::new(Action::PasskeyRefused, &app.id, at);
-                self.recorder.record(event.phone(from).reason(code)).await;
-                return;
+            Ok(Some(loaded))
+                if loaded.session.app_id == app.id
+                    && loaded.session.check_opened_by(by).is_ok() =>
+            {
+                loaded
             }
+            Ok(_) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read a session to record a refusal");
                 return;

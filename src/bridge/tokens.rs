@@ -48,7 +48,7 @@ impl Bridge {
         self.store.revoke_token(&claims.jti, until).await?;
         let mut event = AuditEvent::new(Action::TokenRevoked, &app.id, self.store.now().await?)
             .user(&claims.sub);
-        event.session_id = Some(claims.jti.clone());
+        event.token_id = Some(claims.jti.clone());
         self.recorder.record(event).await;
         Ok(())
     }

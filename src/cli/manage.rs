@@ -8,7 +8,7 @@ use clap::Subcommand;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::audit::{AuditEvent, Query};
-use crate::manage::{Manager, PasskeyView, Reply, Request, UserView, socket};
+use crate::manage::{Manager, Order, PasskeyView, Reply, Request, UserView, socket};
 use crate::session::{Requester, Timestamp};
 use crate::settings::{Settings, StoreKind};
 
@@ -122,8 +122,12 @@ pub async fn passkeys(settings: &Settings, command: PasskeysCommand) -> anyhow::
 /// (its files are its own while it runs), otherwise the store itself.
 async fn answer(settings: &Settings, request: Request, json: bool) -> anyhow::Result<()> {
     let done = request.clone();
+    let order = Order {
+        operator: crate::manage::operator(),
+        request,
+    };
     let reply = match &settings.store {
-        StoreKind::Memory => match socket::ask(&settings.data_dir, &request).await? {
+        StoreKind::Memory => match socket::ask(&settings.data_dir, &order).await? {
             Some(reply) => reply.map_err(anyhow::Error::msg)?,
             None => {
                 // No bridge answers: the files are edited here, under the bridge's own lock, so
@@ -131,10 +135,18 @@ async fn answer(settings: &Settings, request: Request, json: bool) -> anyhow::Re
                 let _held = socket::hold(&settings.data_dir).map_err(|e| {
                     anyhow::anyhow!("{e:#}, but its admin socket does not answer; try again")
                 })?;
-                here(settings).await?.run(request).await?
+                here(settings)
+                    .await?
+                    .run(order.request, &order.operator)
+                    .await?
             }
         },
-        StoreKind::Redis { .. } => here(settings).await?.run(request).await?,
+        StoreKind::Redis { .. } => {
+            here(settings)
+                .await?
+                .run(order.request, &order.operator)
+                .await?
+        }
     };
     let mut out = std::io::stdout().lock();
     if json {
@@ -149,7 +161,7 @@ async fn answer(settings: &Settings, request: Request, json: bool) -> anyhow::Re
                 let mut list = Vec::with_capacity(events.len());
                 for event in events {
                     let mut value = serde_json::to_value(event)?;
-                    value["at"] = crate::bridge::iso8601(event.at).into();
+                    value["at"] = crate::clock::iso8601(event.at).into();
                     list.push(value);
                 }
                 serde_json::Value::Array(list)
@@ -231,7 +243,7 @@ fn user_line(user: &UserView) -> String {
 fn event_line(event: &AuditEvent) -> String {
     let mut line = format!(
         "{}  {:?}  app {}",
-        crate::bridge::iso8601(event.at),
+        crate::clock::iso8601(event.at),
         event.action,
         event.app_id
     );
@@ -251,6 +263,9 @@ fn event_line(event: &AuditEvent) -> String {
             .map(|d| format!("desktop {}", seen(d))),
         event.phone.as_ref().map(|p| format!("phone {}", seen(p))),
         event.reason.as_ref().map(|r| format!("reason {r}")),
+        event.started_by.as_ref().map(|s| format!("started by {s}")),
+        event.token_id.as_ref().map(|t| format!("token {t}")),
+        event.operator.as_ref().map(|o| format!("by {o}")),
     ];
     for part in parts.into_iter().flatten() {
         line.push_str("  ");

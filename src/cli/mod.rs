@@ -210,7 +210,7 @@ async fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
                         Role::Current => ("current", k.created_at),
                         Role::Retired { at } => ("retired", at),
                     };
-                    (k.kid.as_str(), role, crate::bridge::iso8601(since))
+                    (k.kid.as_str(), role, crate::clock::iso8601(since))
                 })
                 .collect();
             if json {
@@ -430,11 +430,20 @@ fn write_checked(path: &Path, doc: &DocumentMut, private: bool) -> anyhow::Resul
     let mut file = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("cannot write in {}", dir.display()))?;
     file.write_all(text.as_bytes())?;
-    // NamedTempFile is 0600 already: a secret is never readable by others, not even for a moment.
-    if let Ok(meta) = std::fs::metadata(path)
-        && !private
-    {
-        file.as_file().set_permissions(meta.permissions())?;
+    // The new file keeps the old one's owner, group and mode (the service may read it through
+    // its group), less any access for others when it holds a secret. NamedTempFile starts 0600,
+    // so a secret is never readable by others, not even for a moment.
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let mode = if private {
+            meta.mode() & 0o770
+        } else {
+            meta.mode()
+        };
+        // Only root may give a file away; anyone else writes it as themselves anyway.
+        let _ = std::os::unix::fs::fchown(file.as_file(), Some(meta.uid()), Some(meta.gid()));
+        file.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
     }
     file.as_file().sync_all()?;
     file.persist(path)

@@ -43,6 +43,23 @@ pub enum Request {
     Audit { query: Query },
 }
 
+/// A request with who asked (`user@host`), as the admin socket carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub operator: String,
+    pub request: Request,
+}
+
+/// Who runs this command: the login name and the machine, for the trail.
+pub fn operator() -> String {
+    let user = (std::env::var("USER").or_else(|_| std::env::var("LOGNAME")))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{user}@{host}")
+}
+
 /// What a request found or did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "value", rename_all = "kebab-case")]
@@ -109,14 +126,15 @@ impl Manager {
         }
     }
 
-    pub async fn run(&self, request: Request) -> Result<Reply, ManageError> {
+    /// Runs `request` for `operator` (who ran the command, `user@host`, as the trail keeps it).
+    pub async fn run(&self, request: Request, operator: &str) -> Result<Reply, ManageError> {
         match request {
             Request::ListUsers { app } => self.list_users(app.as_deref()).await.map(Reply::Users),
             Request::ShowUser { user } => Ok(Reply::User(view(&self.find(&user).await?.user))),
             Request::ListPasskeys { user } => Ok(Reply::Passkeys(
                 view(&self.find(&user).await?.user).passkeys,
             )),
-            Request::RemoveUser { user } => self.remove(&user).await,
+            Request::RemoveUser { user } => self.remove(&user, operator).await,
             Request::Audit { query } => {
                 let since = query.since.unwrap_or(Timestamp::from_millis(0));
                 let events = self.store.read_audit(since).await?;
@@ -126,16 +144,17 @@ impl Manager {
             }
             Request::SignOut { user } => {
                 let user = self.find(&user).await?.user;
-                let at = self.sign_out(&user).await?;
-                let event =
-                    AuditEvent::new(Action::SignedOut, &user.app_id, at).user(user.id.as_str());
+                let (now, at) = self.sign_out(&user).await?;
+                let event = AuditEvent::new(Action::SignedOut, &user.app_id, now)
+                    .user(user.id.as_str())
+                    .operator(operator);
                 self.recorder.record(event).await;
                 Ok(Reply::SignedOut {
                     user: view(&user),
-                    at: crate::bridge::iso8601(at),
+                    at: crate::clock::iso8601(at),
                 })
             }
-            Request::RevokePasskey { passkey } => self.revoke_passkey(&passkey).await,
+            Request::RevokePasskey { passkey } => self.revoke_passkey(&passkey, operator).await,
         }
     }
 
@@ -174,35 +193,38 @@ impl Manager {
 
     /// Every token issued to `user` until now (and for [`SIGN_OUT_MARGIN`]) fails from now on,
     /// on every instance. Safe to repeat: a later time replaces an earlier one.
-    async fn sign_out(&self, user: &User) -> Result<Timestamp, ManageError> {
-        let at = self.store.now().await?.plus(SIGN_OUT_MARGIN);
+    /// Returns the store's time now, and the time before which tokens are refused.
+    async fn sign_out(&self, user: &User) -> Result<(Timestamp, Timestamp), ManageError> {
+        let now = self.store.now().await?;
+        let at = now.plus(SIGN_OUT_MARGIN);
         // Whatever token_ttl an instance runs with, no token it issued outlives this.
         let until = at.plus(LONGEST_TOKEN_TTL + RETIRED_GRACE);
         self.store
             .sign_out_user(&user.app_id, &user.id, at, until)
             .await?;
-        Ok(at)
+        Ok((now, at))
     }
 
-    async fn remove(&self, id: &str) -> Result<Reply, ManageError> {
+    async fn remove(&self, id: &str, operator: &str) -> Result<Reply, ManageError> {
         for _ in 0..ATTEMPTS {
             let loaded = self.find(id).await?;
             let user = &loaded.user;
             // Signed out first: should the removal fail, the tokens are dead already, and the
             // command can be run again (a removed user could no longer be found to sign out).
-            let at = self.sign_out(user).await?;
+            let (now, at) = self.sign_out(user).await?;
             match self
                 .store
                 .remove_user(&user.app_id, &user.id, loaded.rev)
                 .await?
             {
                 Replaced::Done => {
-                    let event = AuditEvent::new(Action::UserRemoved, &user.app_id, at)
-                        .user(user.id.as_str());
+                    let event = AuditEvent::new(Action::UserRemoved, &user.app_id, now)
+                        .user(user.id.as_str())
+                        .operator(operator);
                     self.recorder.record(event).await;
                     return Ok(Reply::SignedOut {
                         user: view(user),
-                        at: crate::bridge::iso8601(at),
+                        at: crate::clock::iso8601(at),
                     });
                 }
                 Replaced::Stale => continue,
@@ -216,7 +238,7 @@ impl Manager {
 
     /// Takes the passkey off its user, so it can no longer sign in, and signs the user out:
     /// a token it produced may be in a thief's hands.
-    async fn revoke_passkey(&self, credential: &str) -> Result<Reply, ManageError> {
+    async fn revoke_passkey(&self, credential: &str, operator: &str) -> Result<Reply, ManageError> {
         let unknown = || ManageError::UnknownPasskey(credential.to_owned());
         let raw = URL_SAFE_NO_PAD
             .decode(credential.trim_end_matches('='))
@@ -230,16 +252,17 @@ impl Manager {
                 .passkeys
                 .retain(|p| p.passkey.cred_id().as_slice() != raw.as_slice());
             // As for a removal: the tokens die first.
-            let at = self.sign_out(&loaded.user).await?;
+            let (now, at) = self.sign_out(&loaded.user).await?;
             match self.store.replace_user(&loaded.user, loaded.rev).await? {
                 Replaced::Done => {
-                    let event = AuditEvent::new(Action::PasskeyRevoked, &loaded.user.app_id, at)
+                    let event = AuditEvent::new(Action::PasskeyRevoked, &loaded.user.app_id, now)
                         .user(loaded.user.id.as_str())
-                        .passkey(&raw);
+                        .passkey(&raw)
+                        .operator(operator);
                     self.recorder.record(event).await;
                     return Ok(Reply::SignedOut {
                         user: view(&loaded.user),
-                        at: crate::bridge::iso8601(at),
+                        at: crate::clock::iso8601(at),
                     });
                 }
                 Replaced::Stale => continue,
@@ -268,7 +291,7 @@ fn view(user: &User) -> UserView {
         id: user.id.to_string(),
         app_id: user.app_id.clone(),
         external_user_id: user.external_user_id.clone(),
-        created_at: crate::bridge::iso8601(user.created_at),
+        created_at: crate::clock::iso8601(user.created_at),
         passkeys: user
             .passkeys
             .iter()
@@ -281,7 +304,7 @@ fn passkey_view(user: &User, stored: &StoredPasskey) -> PasskeyView {
     PasskeyView {
         id: URL_SAFE_NO_PAD.encode(stored.passkey.cred_id().as_slice()),
         user_id: user.id.to_string(),
-        created_at: crate::bridge::iso8601(stored.created_at),
-        last_used_at: stored.last_used_at.map(crate::bridge::iso8601),
+        created_at: crate::clock::iso8601(stored.created_at),
+        last_used_at: stored.last_used_at.map(crate::clock::iso8601),
     }
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
-use super::{ManageError, Manager, Reply, Request};
+use super::{ManageError, Manager, Order, Reply};
 
 /// A directory only the owner may enter: the socket in it is never reachable by anyone else,
 /// not even in the instant between its creation and a change of its mode.
@@ -122,18 +122,15 @@ pub async fn listen(
 
 async fn answer(
     State(manager): State<Arc<Manager>>,
-    Json(request): Json<Request>,
+    Json(order): Json<Order>,
 ) -> Result<Json<Reply>, ManageError> {
-    tracing::info!(?request, "management request");
-    manager.run(request).await.map(Json)
+    tracing::info!(request = ?order.request, operator = %order.operator, "management request");
+    manager.run(order.request, &order.operator).await.map(Json)
 }
 
 /// Sends `request` to the bridge running on `data_dir`: `None` when none answers there.
-pub async fn ask(
-    data_dir: &Path,
-    request: &Request,
-) -> anyhow::Result<Option<Result<Reply, String>>> {
-    tokio::time::timeout(ASK_TIMEOUT, ask_now(data_dir, request))
+pub async fn ask(data_dir: &Path, order: &Order) -> anyhow::Result<Option<Result<Reply, String>>> {
+    tokio::time::timeout(ASK_TIMEOUT, ask_now(data_dir, order))
         .await
         .map_err(|_| {
             anyhow::anyhow!(
@@ -144,10 +141,7 @@ pub async fn ask(
         })?
 }
 
-async fn ask_now(
-    data_dir: &Path,
-    request: &Request,
-) -> anyhow::Result<Option<Result<Reply, String>>> {
+async fn ask_now(data_dir: &Path, order: &Order) -> anyhow::Result<Option<Result<Reply, String>>> {
     let stream = match UnixStream::connect(path(data_dir)).await {
         Ok(stream) => stream,
         Err(e)
@@ -163,7 +157,7 @@ async fn ask_now(
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
-    let body = serde_json::to_vec(request)?;
+    let body = serde_json::to_vec(order)?;
     let http = axum::http::Request::post(ROUTE)
         .header(header::HOST, "localhost")
         .header(header::CONTENT_TYPE, "application/json")

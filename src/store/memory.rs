@@ -56,6 +56,10 @@ struct Queued {
     claim: Option<(String, Timestamp)>,
 }
 
+/// The most events the embedded trail keeps, whatever the retention: it lives in this process's
+/// memory (about half a kilobyte each).
+pub const AUDIT_MAX_EVENTS: usize = 100_000;
+
 /// How many expired events may wait in the audit file before it is rewritten without them.
 const AUDIT_REWRITE_AFTER: usize = 1000;
 
@@ -661,35 +665,39 @@ impl Store for MemoryStore {
         let oldest =
             Timestamp::from_millis(now.as_millis().saturating_sub(keep.as_millis() as u64));
         let line = encode(event)?;
+        // Held from the change in memory to the write, so the file gets the events in the order
+        // memory does, each once.
+        let _writing = self.write_lock.lock().await;
         let rewrite = {
             let mut inner = self.lock();
             inner.audit.push_back(event.clone());
-            while inner.audit.front().is_some_and(|e| e.at < oldest) {
+            while inner.audit.front().is_some_and(|e| e.at < oldest)
+                || inner.audit.len() > AUDIT_MAX_EVENTS
+            {
                 inner.audit.pop_front();
                 inner.audit_dropped += 1;
             }
-            inner.audit_dropped >= AUDIT_REWRITE_AFTER
+            if inner.audit_dropped >= AUDIT_REWRITE_AFTER {
+                inner.audit_dropped = 0;
+                let mut text = String::new();
+                for event in &inner.audit {
+                    text.push_str(&encode(event)?);
+                    text.push('\n');
+                }
+                Some(text)
+            } else {
+                None
+            }
         };
         let Some(path) = self.audit_file.clone() else {
             return Ok(());
         };
-        if rewrite {
-            return self
-                .write_snapshot(Some(&path), |inner| {
-                    inner.audit_dropped = 0;
-                    let mut text = String::new();
-                    for event in &inner.audit {
-                        text.push_str(&encode(event)?);
-                        text.push('\n');
-                    }
-                    Ok(text)
-                })
-                .await;
-        }
-        let _writing = self.write_lock.lock().await;
-        tokio::task::spawn_blocking(move || append_line(&path, &line))
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        tokio::task::spawn_blocking(move || match rewrite {
+            Some(text) => write_atomically(&path, &text),
+            None => append_line(&path, &line),
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 
     async fn read_audit(&self, since: Timestamp) -> Result<Vec<AuditEvent>, StoreError> {
@@ -703,6 +711,10 @@ impl Store for MemoryStore {
         let now = self.clock.now();
         {
             let mut inner = self.lock();
+            // Queued already (perhaps claimed): left as it is.
+            if inner.queue.contains_key(&delivery.id) {
+                return Ok(());
+            }
             let seq = inner.queue_seq;
             inner.queue_seq += 1;
             let queued = Queued {

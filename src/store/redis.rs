@@ -84,11 +84,22 @@ if now < tonumber(exp) then return 0 end
 return redis.call('HSETNX', KEYS[1], 'expiry_noted', '1')
 ";
 
+/// The most events the trail keeps on Redis, whatever the retention (a few hundred MB at most).
+pub const AUDIT_MAX_EVENTS: u64 = 1_000_000;
+
+/// Appends an event, dropping those past retention (exactly, by entry id) and, should there be
+/// more than ARGV[2], the oldest (approximately: whole stream nodes at a time).
+const APPEND_AUDIT: &str = r"
+local id = redis.call('XADD', KEYS[1], 'MINID', ARGV[1], '*', 'e', ARGV[3])
+redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[2])
+return id
+";
+
 /// Queues a delivery, due now (Redis's clock).
 const ENQUEUE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 return 1
 ";
@@ -410,6 +421,7 @@ pub struct RedisStore {
     load: Script,
     replace: Script,
     note_expiry: Script,
+    append_audit: Script,
     enqueue: Script,
     claim: Script,
     settle: Script,
@@ -454,6 +466,7 @@ impl RedisStore {
             load: Script::new(LOAD),
             replace: Script::new(REPLACE),
             note_expiry: Script::new(NOTE_EXPIRY),
+            append_audit: Script::new(APPEND_AUDIT),
             enqueue: Script::new(ENQUEUE),
             claim: Script::new(CLAIM),
             settle: Script::new(SETTLE),
@@ -807,16 +820,10 @@ impl Store for RedisStore {
             .at
             .as_millis()
             .saturating_sub(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX));
-        let mut add = redis::cmd("XADD");
-        add.arg(self.audit_key())
-            // Exact, not `~`: an event past its retention must be gone, not merely due.
-            .arg("MINID")
-            .arg(oldest)
-            .arg("*")
-            .arg("e")
-            .arg(encode(event)?);
+        let mut script = self.append_audit.key(self.audit_key());
+        script.arg(oldest).arg(AUDIT_MAX_EVENTS).arg(encode(event)?);
         // Once only: a retry after a lost reply would write the event twice.
-        let _: String = self.run_once(Command::One(&add)).await?;
+        let _: String = self.run_once(Command::Script(&script)).await?;
         Ok(())
     }
 
@@ -853,7 +860,7 @@ impl Store for RedisStore {
         let [due, jobs, _] = self.queue_keys();
         let mut script = self.enqueue.key(due);
         script.key(jobs).arg(&delivery.id).arg(encode(delivery)?);
-        // Safe to send twice: the same id is queued once.
+        // Safe to send twice: a delivery already queued (perhaps claimed) is left as it is.
         let _: i64 = self.run(Command::Script(&script)).await?;
         Ok(())
     }

@@ -102,6 +102,21 @@ async fn every_decision_is_in_the_trail(on_redis: bool) {
         assert!(event["at"].as_str().unwrap().ends_with('Z'), "{event}");
     }
     assert_eq!(of("sign_in")["session_id"], signing_in.session_id.as_str());
+    assert_eq!(
+        of("registration")["started_by"],
+        "backend",
+        "the desktop was the shop's server"
+    );
+    assert_eq!(of("sign_in")["started_by"], "browser");
+    for action in ["passkey_revoked", "signed_out", "user_removed"] {
+        let who = of(action)["operator"].as_str().unwrap_or_default();
+        assert!(
+            who.contains('@'),
+            "{action} names its operator: {}",
+            of(action)
+        );
+    }
+    assert!(of("token_revoked")["token_id"].is_string());
     assert_eq!(of("passkey_refused")["reason"], reason.as_str());
     assert_eq!(of("declined")["session_id"], declining.session_id.as_str());
     assert_eq!(of("token_revoked")["user_id"], user.as_str());
@@ -161,4 +176,34 @@ async fn every_decision_is_in_the_trail_on_redis() {
         return;
     }
     every_decision_is_in_the_trail(true).await;
+}
+
+/// The publishable key is public: anyone may send answers for made-up or others' sessions. They
+/// are counted, but they write nothing to the trail, so nobody can flood it.
+#[tokio::test]
+async fn answers_for_sessions_this_phone_never_opened_do_not_fill_the_trail() {
+    let b = bridge(false);
+    let mut phone = Phone::new();
+    let (_, _) = b.person(&mut phone, "ada").await;
+    let before = b.json(&["audit"]).as_array().unwrap().len();
+    let (s, options) = b.client.opened_sign_in().await;
+    let signed = phone.sign(BRIDGE_ORIGIN, &options);
+    for _ in 0..10 {
+        let made_up = uuid::Uuid::new_v4().to_string();
+        let (status, _) = b.client.verify(&made_up, &signed).await;
+        assert!(status.is_client_error());
+    }
+    // Another phone (another network claim) answering a session this one opened.
+    let stranger = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 9]))
+        .build()
+        .unwrap();
+    let other = Client::for_app(stranger, &b.client.base, SHOP_KEY, SHOP_ORIGIN);
+    let (status, _) = other.verify(&s.session_id, &signed).await;
+    assert!(status.is_client_error());
+    assert_eq!(
+        b.json(&["audit"]).as_array().unwrap().len(),
+        before,
+        "nothing written"
+    );
 }

@@ -123,7 +123,16 @@ async fn every_event_arrives_signed_in_order_once(on_redis: bool) {
     let secret = made["webhook_secret"].as_str().unwrap().to_owned();
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&config).unwrap().permissions().mode();
-    assert_eq!(mode & 0o077, 0, "the settings now hold a secret");
+    assert_eq!(
+        mode & 0o007,
+        0,
+        "the settings now hold a secret: nothing for others"
+    );
+    assert_eq!(
+        mode & 0o600,
+        0o600,
+        "the owner keeps reading and writing it"
+    );
 
     let start = || {
         let (child, line, _) = serve_logged(&config, &[]).expect("serves");

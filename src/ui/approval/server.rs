@@ -302,7 +302,7 @@ pub async fn answer(
     if let Err(e) = &result {
         let code = Problem::of(e).code;
         (phone.state.bridge)
-            .refused(&phone.app, &phone.id, &phone.seen, code)
+            .refused(&phone.app, &phone.id, &phone.by, &phone.seen, code)
             .await;
     }
     Ok(phone.told(result).await)
