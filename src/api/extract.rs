@@ -225,8 +225,7 @@ impl<B: StartBody> FromRequest<AppState> for Starting<B> {
         let (mut parts, body) = request.into_parts();
         let Caller(app, by) = Caller::from_request_parts(&mut parts, state).await?;
         let Ok(ClientIp(ip)) = ClientIp::from_request_parts(&mut parts, state).await;
-        let user_agent = header(&parts.headers, USER_AGENT);
-        let requester = Requester::new(user_agent, Some(ip.to_string()));
+        let Ok(Seen(requester)) = Seen::from_request_parts(&mut parts, state).await;
         let request = Request::from_parts(parts, body);
         let JsonBody(body) = JsonBody::<B>::from_request(request, state).await?;
         let start = body.start(by, requester)?;
