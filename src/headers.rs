@@ -61,6 +61,13 @@ pub fn apply(router: Router, https: bool) -> Router {
             CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(NOT_A_PAGE),
         ))
+        // Pages and API answers say `no-store` themselves; the rest (the site's assets, whose
+        // names do not change with their content yet) may be kept but must be checked with the
+        // bridge each time (a 304 costs no body).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        ))
         .layer(always(X_FRAME_OPTIONS, "DENY"))
         .layer(always(X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(always(REFERRER_POLICY, "no-referrer"))

@@ -125,13 +125,8 @@ pub fn http_layer() -> PrometheusMetricLayer<'static> {
         .build()
 }
 
-fn unmatched(path: &str) -> String {
-    // The site's assets are served by the fallback; one label for all of them.
-    if path.starts_with("/pkg/") {
-        "/pkg/{file}".into()
-    } else {
-        "unmatched".into()
-    }
+fn unmatched(_path: &str) -> String {
+    "unmatched".into()
 }
 
 pub fn session_started(session: &Session) {

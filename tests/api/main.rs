@@ -1,5 +1,6 @@
 //! Integration tests: the real bridge on port 0 over the embedded store and the real Redis, and the real binary.
 
+mod assets;
 mod attacks;
 mod audit;
 mod cli;

@@ -166,6 +166,10 @@ fn Approve(ready: Approval) -> impl IntoView {
         return ().into_any();
     };
     let step = RwSignal::new(Step::Ask);
+    // False in the server's render and until the page is live (effects run only then): a tap
+    // before that would do nothing, so the buttons say they are getting ready instead.
+    let live = RwSignal::new(false);
+    Effect::new(move |_| live.set(true));
     let app_label = app_name.clone();
     let options = RwSignal::new(options);
     let registration = RwSignal::new(registration);
@@ -236,10 +240,16 @@ fn Approve(ready: Approval) -> impl IntoView {
         match step.get() {
         Step::Ask => view! {
             <div class="choices">
-                <button class="button primary" data-testid="approve" on:click=move |_| approve()>
-                    {move || if registration.get() { "Create passkey and approve" } else { "Approve with passkey" }}
+                <button class="button primary" data-testid="approve" on:click=move |_| approve()
+                    disabled=move || !live.get() aria-busy=move || (!live.get()).to_string()>
+                    {move || match (live.get(), registration.get()) {
+                        (false, _) => "Getting ready…",
+                        (true, true) => "Create passkey and approve",
+                        (true, false) => "Approve with passkey",
+                    }}
                 </button>
-                <button class="button decline" data-testid="decline" on:click=move |_| decline()>"Decline"</button>
+                <button class="button decline" data-testid="decline" on:click=move |_| decline()
+                    disabled=move || !live.get()>"Decline"</button>
             </div>
         }
             .into_any(),
