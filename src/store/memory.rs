@@ -22,7 +22,8 @@ use crate::clock::Clock;
 use crate::outbox::{Claimed, Delivery};
 use crate::session::{Session, SessionId, Timestamp, UserId};
 
-/// How often an insert may also sweep out sessions past their retention.
+/// How often an insert may also sweep out revocations and sign-outs past their time (few, and
+/// scanned whole); sessions and ceremonies leave through their expiry indexes at every insert.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 const USERS_FILE: &str = "users.json";
@@ -100,8 +101,14 @@ struct Inner {
     /// Boxed: when the map grows it moves every slot under the lock, and a pointer moves faster
     /// than a whole session (at a million sessions, init's p99 fell from 190 ms to a few ms).
     sessions: HashMap<SessionId, Box<Entry>>,
+    /// Sessions by the time they leave the store: a sweep takes what is due from the front, so
+    /// its cost follows the sessions that expire, not all of them. An entry whose session was
+    /// replaced by a newer one of the same id is skipped when it comes up.
+    leaving: std::collections::BTreeSet<(Timestamp, SessionId)>,
     /// Ceremonies are kept as JSON, as in Redis, so both stores hand out a fresh value on take.
     ceremonies: HashMap<SessionId, (String, Timestamp)>,
+    /// Ceremonies by the time they lapse, as `leaving` for sessions.
+    lapsing: std::collections::BTreeSet<(Timestamp, SessionId)>,
     /// Each user with its revision.
     users: HashMap<(String, UserId), (User, u64)>,
     external_ids: HashMap<(String, String), UserId>,
@@ -269,9 +276,27 @@ impl Inner {
     }
 
     fn sweep(&mut self, now: Timestamp) {
+        while let Some(&(at, id)) = self.leaving.first().filter(|(at, _)| *at <= now) {
+            self.leaving.pop_first();
+            if self
+                .sessions
+                .get(&id)
+                .is_some_and(|e| dropped_at(&e.session) == at)
+            {
+                self.sessions.remove(&id);
+            }
+        }
+        while let Some(&(at, id)) = self.lapsing.first().filter(|(at, _)| *at <= now) {
+            self.lapsing.pop_first();
+            if self
+                .ceremonies
+                .get(&id)
+                .is_some_and(|(_, until)| *until == at)
+            {
+                self.ceremonies.remove(&id);
+            }
+        }
         if now.as_millis().saturating_sub(self.last_sweep) >= SWEEP_EVERY.as_millis() as u64 {
-            self.sessions.retain(|_, e| now < dropped_at(&e.session));
-            self.ceremonies.retain(|_, (_, until)| now < *until);
             self.revoked.retain(|_, until| now < *until);
             self.signed_out.retain(|_, s| now < s.until);
             self.last_sweep = now.as_millis();
@@ -360,6 +385,7 @@ impl Store for MemoryStore {
         if inner.live(&session.id, now).is_some() {
             return Err(StoreError::Duplicate);
         }
+        inner.leaving.insert((dropped_at(session), session.id));
         inner.sessions.insert(
             session.id,
             Box::new(Entry {
@@ -438,7 +464,9 @@ impl Store for MemoryStore {
         until: Timestamp,
     ) -> Result<(), StoreError> {
         let json = encode(ceremony)?;
-        self.lock().ceremonies.insert(*id, (json, until));
+        let mut inner = self.lock();
+        inner.lapsing.insert((until, *id));
+        inner.ceremonies.insert(*id, (json, until));
         Ok(())
     }
 
@@ -800,5 +828,55 @@ impl Store for MemoryStore {
                 channels.remove(&id);
             }
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{Kind, NewSession, Requester, StartedBy};
+
+    fn session(now: Timestamp, ttl: Duration) -> Session {
+        let new = NewSession {
+            id: SessionId::from_uuid(uuid::Uuid::new_v4()),
+            app_id: "app".into(),
+            kind: Kind::Auth,
+            polling_token_sha256: "ab".repeat(32),
+            approval_context: None,
+            external_user_id: None,
+            started_by: StartedBy::Browser,
+            requester: Requester::default(),
+        };
+        Session::new(new, now, ttl)
+    }
+
+    /// The sweep takes exactly the sessions whose time has come, from the front of their index,
+    /// and the index stays in step with what is stored.
+    #[tokio::test]
+    async fn an_insert_sweeps_exactly_what_is_due_through_the_expiry_index() {
+        let clock = Clock::turnable();
+        let store = MemoryStore::in_memory(clock.clone());
+        let now = clock.now();
+        let mut kept = Vec::new();
+        for minutes in 1..=20u64 {
+            let s = session(now, Duration::from_secs(60 * minutes));
+            store.insert(&s).await.unwrap();
+            kept.push(s);
+        }
+        // Ten sessions' retention ends (their lifetime plus KEPT_AFTER_EXPIRY).
+        clock.turn(Duration::from_secs(60 * 10) + KEPT_AFTER_EXPIRY);
+        store
+            .insert(&session(clock.now(), Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let inner = store.lock();
+        assert_eq!(inner.sessions.len(), 11, "ten gone, ten left, one new");
+        assert_eq!(inner.leaving.len(), 11, "the index holds what is stored");
+        for s in &kept[..10] {
+            assert!(!inner.sessions.contains_key(&s.id));
+        }
+        for s in &kept[10..] {
+            assert!(inner.sessions.contains_key(&s.id));
+        }
     }
 }
