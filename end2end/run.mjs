@@ -165,6 +165,9 @@ async function startPebble(tlsPort) {
     { stdio: "ignore", env: { ...process.env, PEBBLE_VA_NOSLEEP: "1", PEBBLE_WFE_NONCEREJECT: "0" } });
   await listening(dns, "pebble-challtestsrv");
   await listening(api, "pebble");
+  // Its management API opens a moment after the ACME one: asked too early, it refused the
+  // connection and failed the whole HTTPS suite now and then.
+  await listening(management, "pebble's management API");
   const apiCa = readFileSync(at("ca.pem"));
   // The root pebble issues from, made at its start: what the test browser will trust.
   const root = (await getTrusting(apiCa, management, "/roots/0", "localhost")).body;
