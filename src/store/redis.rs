@@ -560,6 +560,27 @@ impl RedisStore {
         ["due", "jobs", "claims"].map(|k| format!("{}:{{webhooks}}:{k}", self.prefix))
     }
 
+    /// Ends the claimed delivery, or (`again`) makes it due at that time as that JSON says.
+    async fn settle(
+        &self,
+        claim: &Claimed,
+        again: Option<(Timestamp, String)>,
+    ) -> Result<bool, StoreError> {
+        let [due, jobs, claims] = self.queue_keys();
+        let mut script = self.settle.key(due);
+        script
+            .key(jobs)
+            .key(claims)
+            .arg(&claim.delivery.id)
+            .arg(&claim.token);
+        if let Some((at, json)) = again {
+            script.arg(at.as_millis()).arg(json);
+        }
+        // Safe to send twice: the claim is spent by the first.
+        let settled: i64 = self.run(Command::Script(&script)).await?;
+        Ok(settled == 1)
+    }
+
     fn audit_key(&self) -> String {
         format!("{}:audit", self.prefix)
     }
@@ -890,15 +911,7 @@ impl Store for RedisStore {
     }
 
     async fn finish_delivery(&self, claim: &Claimed) -> Result<bool, StoreError> {
-        let [due, jobs, claims] = self.queue_keys();
-        let mut script = self.settle.key(due);
-        script
-            .key(jobs)
-            .key(claims)
-            .arg(&claim.delivery.id)
-            .arg(&claim.token);
-        let settled: i64 = self.run(Command::Script(&script)).await?;
-        Ok(settled == 1)
+        self.settle(claim, None).await
     }
 
     async fn retry_delivery(
@@ -907,17 +920,7 @@ impl Store for RedisStore {
         delivery: &Delivery,
         at: Timestamp,
     ) -> Result<bool, StoreError> {
-        let [due, jobs, claims] = self.queue_keys();
-        let mut script = self.settle.key(due);
-        script
-            .key(jobs)
-            .key(claims)
-            .arg(&claim.delivery.id)
-            .arg(&claim.token)
-            .arg(at.as_millis())
-            .arg(encode(delivery)?);
-        let settled: i64 = self.run(Command::Script(&script)).await?;
-        Ok(settled == 1)
+        self.settle(claim, Some((at, encode(delivery)?))).await
     }
 
     async fn subscribe(&self, id: &SessionId) -> Result<Subscription, StoreError> {

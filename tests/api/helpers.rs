@@ -45,6 +45,18 @@ pub fn redis_url() -> String {
     crate::kit::testing::redis_url().unwrap_or_else(|| "redis://127.0.0.1:6379".into())
 }
 
+/// The settings lines that put a bridge process on the Redis at `redis` under a prefix of its
+/// own (none: the embedded store), with what removes its keys when the test ends.
+pub fn store_lines(redis: Option<&str>) -> (String, Option<RedisCleanup>) {
+    let Some(url) = redis else {
+        return (String::new(), None);
+    };
+    let prefix = format!("qrbproc-{}", uuid::Uuid::new_v4().simple());
+    let lines =
+        format!("store = \"{url}\"\nredis_prefix = \"{prefix}\"\nallow_volatile_redis = true\n");
+    (lines, Some(RedisCleanup(prefix, url.to_owned())))
+}
+
 /// Whether no Redis answers: the test that needs one returns at once (one line says so per
 /// run; `.ci/test` makes it a failure instead).
 pub fn no_redis() -> bool {

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::cli::{listening_on, serve_logged};
 use crate::helpers::{
-    BRIDGE_ORIGIN, Client, RedisCleanup, SHOP_SECRET, no_redis, redis_url, reply, settings_toml,
+    BRIDGE_ORIGIN, Client, SHOP_SECRET, no_redis, redis_url, reply, settings_toml, store_lines,
 };
 use crate::phone::Phone;
 
@@ -38,16 +38,7 @@ async fn a_whole_flow_on_redis_at_trace_level_logs_no_secret() {
 async fn a_whole_flow_logs_no_secret(on_redis: bool) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bridge.toml");
-    let prefix = format!("qrb-logs-{}", uuid::Uuid::new_v4().simple());
-    let store = if on_redis {
-        format!(
-            "store = \"{}\"\nredis_prefix = \"{prefix}\"\nallow_volatile_redis = true",
-            redis_url()
-        )
-    } else {
-        String::new()
-    };
-    let _cleanup = on_redis.then(|| RedisCleanup(prefix.clone(), redis_url()));
+    let (store, _cleanup) = store_lines(on_redis.then(redis_url).as_deref());
     std::fs::write(&config, settings_toml("5m", dir.path(), &store)).unwrap();
     let (mut bridge, line, lines) =
         serve_logged(&config, &[("RUST_LOG", "trace,webauthn_rs_core=trace")]).expect("serves");

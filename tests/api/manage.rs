@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::cli::{listening_on, qr_bridge, serve_logged};
 use crate::helpers::{
     BRIDGE_ORIGIN, Client, RedisCleanup, SHOP_SECRET, no_redis, redis_url, reply, settings_toml,
+    store_lines,
 };
 use crate::https::Running;
 use crate::phone::Phone;
@@ -22,15 +23,7 @@ pub struct Bridge {
 pub fn bridge(on_redis: bool) -> Bridge {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bridge.toml");
-    let prefix = format!("qrb-manage-{}", uuid::Uuid::new_v4().simple());
-    let store = if on_redis {
-        format!(
-            "store = \"{}\"\nredis_prefix = \"{prefix}\"\nallow_volatile_redis = true",
-            redis_url()
-        )
-    } else {
-        String::new()
-    };
+    let (store, cleanup) = store_lines(on_redis.then(redis_url).as_deref());
     std::fs::write(&config, settings_toml("5m", dir.path(), &store)).unwrap();
     let (child, line, _) = serve_logged(&config, &[]).expect("serves");
     Bridge {
@@ -38,7 +31,7 @@ pub fn bridge(on_redis: bool) -> Bridge {
         config,
         _process: Running(Some(child)),
         _dir: dir,
-        _cleanup: on_redis.then(|| RedisCleanup(prefix, redis_url())),
+        _cleanup: cleanup,
     }
 }
 
@@ -59,20 +52,9 @@ impl Bridge {
     /// A person registered by the shop's backend, then signed in once: their user id and both
     /// tokens.
     pub async fn person(&self, phone: &mut Phone, name: &str) -> (String, Vec<String>) {
-        let c = &self.client;
-        let registration = c.init_registration(Some(name)).await;
-        let options = c.options(&registration.session_id).await;
-        let created = phone.create(BRIDGE_ORIGIN, &options);
-        let (status, body) = c
-            .verify_registration(&registration.session_id, &created)
-            .await;
-        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-        let (user, first) = c.completion(&registration).await;
-        let (s, options) = c.opened_sign_in().await;
-        let signed = phone.sign(BRIDGE_ORIGIN, &options);
-        let (status, body) = c.verify(&s.session_id, &signed).await;
-        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-        let (_, second) = c.completion(&s).await;
+        let user = self.client.register(phone, Some(name)).await;
+        let (_, first) = self.client.sign_in(phone).await;
+        let (_, second) = self.client.sign_in(phone).await;
         (user, vec![first, second])
     }
 

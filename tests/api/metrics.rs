@@ -7,6 +7,7 @@ use reqwest::{Method, StatusCode};
 use crate::cli::{listening_on, qr_bridge, serve_logged, wait_for_line};
 use crate::helpers::{
     BRIDGE_ORIGIN, Client, OwnRedis, RedisCleanup, no_redis, redis_url, reply, settings_toml,
+    store_lines,
 };
 use crate::https::Running;
 use crate::phone::Phone;
@@ -52,16 +53,10 @@ fn bridge(on_redis: bool, ttl: &str) -> Scraped {
 }
 
 fn bridge_on(redis: Option<String>, ttl: &str) -> Scraped {
-    let on_redis = redis.is_some();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bridge.toml");
-    let prefix = format!("qrb-metrics-{}", uuid::Uuid::new_v4().simple());
-    let mut extra = String::from("metrics = \"127.0.0.1:0\"\n");
-    if let Some(url) = &redis {
-        extra.push_str(&format!(
-            "store = \"{url}\"\nredis_prefix = \"{prefix}\"\nallow_volatile_redis = true\n"
-        ));
-    }
+    let (store, cleanup) = store_lines(redis.as_deref());
+    let mut extra = format!("metrics = \"127.0.0.1:0\"\n{store}");
     extra.push_str("[limits]\nstatus_per_token = \"3/1m\"\n");
     std::fs::write(&config, settings_toml(ttl, dir.path(), &extra)).unwrap();
     let (child, line, lines) = serve_logged(&config, &[]).expect("serves");
@@ -71,9 +66,7 @@ fn bridge_on(redis: Option<String>, ttl: &str) -> Scraped {
         metrics: format!("http://{}", listening_on(&at)),
         _process: Running(Some(child)),
         _dir: dir,
-        _cleanup: redis
-            .filter(|_| on_redis)
-            .map(|url| RedisCleanup(prefix, url)),
+        _cleanup: cleanup,
     }
 }
 

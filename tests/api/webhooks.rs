@@ -10,7 +10,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use crate::cli::{listening_on, qr_bridge, serve_logged};
-use crate::helpers::{BRIDGE_ORIGIN, Client, RedisCleanup, no_redis, redis_url, settings_toml};
+use crate::helpers::{BRIDGE_ORIGIN, Client, no_redis, redis_url, settings_toml, store_lines};
 use crate::https::Running;
 use crate::phone::Phone;
 
@@ -99,15 +99,8 @@ async fn every_event_arrives_signed_in_order_once(on_redis: bool) {
     let (addr, seen) = receiver(3).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bridge.toml");
-    let prefix = format!("qrb-hooks-{}", uuid::Uuid::new_v4().simple());
-    let mut extra = String::from("webhook_first_retry = \"200ms\"\n");
-    if on_redis {
-        extra.push_str(&format!(
-            "store = \"{}\"\nredis_prefix = \"{prefix}\"\nallow_volatile_redis = true\n",
-            redis_url()
-        ));
-    }
-    let _cleanup = on_redis.then(|| RedisCleanup(prefix.clone(), redis_url()));
+    let (store, _cleanup) = store_lines(on_redis.then(redis_url).as_deref());
+    let extra = format!("webhook_first_retry = \"200ms\"\n{store}");
     std::fs::write(&config, settings_toml("5m", dir.path(), &extra)).unwrap();
     let url = format!("http://{addr}/hooks");
     let made = qr_bridge(
