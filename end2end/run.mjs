@@ -94,7 +94,7 @@ ${tls}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
     try {
-      if (acme ? (await getTrusting(acme.root, port, "/pkg/qr-bridge.css")).ok : (await fetch(origin + "/pkg/qr-bridge.css")).ok) break;
+      if (acme ? (await getTrusting(acme.root, port, "/healthz")).ok : (await fetch(origin + "/healthz")).ok) break;
     } catch {}
     if (Date.now() > deadline) throw new Error(`bridge on ${origin} did not start`);
     await new Promise((r) => setTimeout(r, 100));

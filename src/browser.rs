@@ -28,6 +28,20 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Marks the page live (`body[data-hydrated]`) for tests, the page-load benchmark and styles.
+pub fn mark_live() {
+    if let Some(body) = leptos::prelude::document().body() {
+        let _ = body.set_attribute("data-hydrated", "true");
+    }
+}
+
+/// Whether the page has islands to bring to life (Leptos renders each in a `<leptos-island>`).
+pub fn has_islands() -> bool {
+    leptos::prelude::document()
+        .query_selector("leptos-island")
+        .is_ok_and(|found| found.is_some())
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CeremonyError {
     /// `NotAllowedError`: the person cancelled, or this device has no passkey for the site.

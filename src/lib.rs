@@ -44,6 +44,8 @@ pub mod server;
 #[cfg(feature = "ssr")]
 pub mod settings;
 #[cfg(feature = "ssr")]
+pub mod site;
+#[cfg(feature = "ssr")]
 pub mod state;
 #[cfg(feature = "ssr")]
 pub mod store;
@@ -59,10 +61,16 @@ pub mod token;
 #[cfg(feature = "ssr")]
 pub mod webhooks;
 
-/// The browser's entry point: brings the server-rendered page to life.
+/// The browser's entry point: readies the reactive system, after which Leptos's island script
+/// brings each island (`#[island]`) on the page to life; the rest of the page stays as rendered.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(ui::App);
+    leptos::mount::hydrate_islands();
+    // A page with nothing to bring to life (a notice) is as live as it gets now; pages with
+    // islands are marked by their islands once those run.
+    if !browser::has_islands() {
+        browser::mark_live();
+    }
 }

@@ -1,7 +1,6 @@
 //! The HTTP server: one router for the API and the pages over shared state, served with graceful shutdown.
 
 use std::convert::Infallible;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -57,12 +56,7 @@ pub fn app(state: AppState) -> Router {
         )
         // The site's build output, served with the request's own headers (leptos's fallback
         // drops them), so a browser's If-Modified-Since gets a 304 instead of the whole wasm.
-        .nest_service(
-            "/pkg",
-            tower_http::services::ServeDir::new(
-                PathBuf::from(&*state.leptos.site_root).join(&*state.leptos.site_pkg_dir),
-            ),
-        )
+        .merge(state.site.routes())
         .leptos_routes(&state, pages, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(sessions)
@@ -174,15 +168,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             );
         }
     }
-    // The script's name is the same whoever built it; the wasm's gains `_bg` outside cargo-leptos.
-    let script = PathBuf::from(&*state.leptos.site_root)
-        .join("pkg")
-        .join(format!("{}.js", state.leptos.output_name));
-
-    if !script.is_file() {
+    if !state.site.is_built() {
         tracing::warn!(
             "{} is missing: pages will render but not come alive; build the site with `cargo leptos build`",
-            script.display()
+            state.site.pkg().join(&state.site.script).display()
         );
     }
 

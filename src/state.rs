@@ -1,17 +1,17 @@
 //! The application state every handler and server function reaches: the service, the limits, the browser sessions, the shutdown signal and the site's build settings.
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::FromRef;
-use leptos::config::{Env, LeptosOptions};
+use leptos::config::LeptosOptions;
 use tokio_util::sync::CancellationToken;
 
 use crate::apps::Invalid;
 use crate::bridge::{Bridge, KEY_REFRESH, SetupError};
 use crate::limits::{Counter, Limiter, OpenStreams, TrustedProxies};
 use crate::settings::Settings;
+use crate::site::Site;
 use crate::store::{Store, WebSessions};
 
 /// What every handler and server function reaches, behind one `Arc`: extractors clone the state
@@ -37,6 +37,8 @@ pub struct Shared {
     pub stream_heartbeat: std::time::Duration,
     pub public_origin: String,
     pub leptos: LeptosOptions,
+    /// The built site and its files' names.
+    pub site: Site,
     /// Renders `/metrics` on the main listener (`metrics = "main"`); `None` answers 404 there.
     pub metrics: Option<PrometheusHandle>,
 }
@@ -66,6 +68,7 @@ impl AppState {
     ) -> Result<Self, SetupError> {
         let bridge = Arc::new(Bridge::new(settings, store).await?);
         let shutdown = CancellationToken::new();
+        let site = Site::find(settings);
         tokio::spawn(refresh_keys(Arc::downgrade(&bridge), shutdown.clone()));
         Ok(Self(Arc::new(Shared {
             bridge,
@@ -79,7 +82,8 @@ impl AppState {
             web_sessions: WebSessions::new(&settings.store, &settings.redis_prefix)
                 .map_err(|e| SetupError::Settings(Invalid::new("store", e)))?,
             public_origin: settings.public_origin.clone(),
-            leptos: leptos_options(settings),
+            leptos: site.leptos_options(settings),
+            site,
             metrics,
         })))
     }
@@ -100,39 +104,4 @@ async fn refresh_keys(bridge: std::sync::Weak<Bridge>, shutdown: CancellationTok
             tracing::warn!(error = %e, "could not read the signing keys; keeping the current ones");
         }
     }
-}
-
-/// Built by hand rather than read from Cargo.toml, so the binary runs the same from
-/// `cargo leptos serve`, from the release build, and inside `cargo test`.
-fn leptos_options(settings: &Settings) -> LeptosOptions {
-    let env = match std::env::var("LEPTOS_ENV").as_deref() {
-        Ok("DEV") | Ok("dev") => Env::DEV,
-        _ => Env::PROD,
-    };
-    LeptosOptions::builder()
-        .output_name(std::env::var("LEPTOS_OUTPUT_NAME").unwrap_or_else(|_| "qr-bridge".into()))
-        .site_root(site_root(settings).to_string_lossy().into_owned())
-        .site_pkg_dir("pkg")
-        .site_addr(settings.addr)
-        .env(env)
-        .build()
-}
-
-/// The built site (wasm, JS, CSS): the setting, else what cargo-leptos says, else `target/site`
-/// from the working directory, else the `site` beside the binary's own target directory.
-pub fn site_root(settings: &Settings) -> PathBuf {
-    if let Some(root) = &settings.site_root {
-        return root.clone();
-    }
-    if let Ok(root) = std::env::var("LEPTOS_SITE_ROOT") {
-        return root.into();
-    }
-    let beside_binary = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join("site")));
-    [Some(PathBuf::from("target/site")), beside_binary]
-        .into_iter()
-        .flatten()
-        .find(|root| root.join("pkg").is_dir())
-        .unwrap_or_else(|| PathBuf::from("target/site"))
 }

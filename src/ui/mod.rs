@@ -9,7 +9,7 @@ pub mod server;
 pub use desktop::server::desk_events;
 
 use leptos::prelude::*;
-use leptos_meta::{Meta, MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::{HashedStylesheet, Meta, MetaTags, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, StaticSegment, path};
 
@@ -30,7 +30,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover"/>
                 <meta name="color-scheme" content="light dark"/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                // The stylesheet, script and wasm by this build's names (content-hashed in a
+                // release build; see site.rs).
+                <HashedStylesheet options=options.clone() id="leptos"/>
+                <HydrationScripts options islands=true/>
                 <MetaTags/>
             </head>
             <body>
@@ -40,18 +43,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The pages, rendered on the server only: what comes alive in the browser are the islands inside
+/// them (the approval card, the desktop's card), so neither this nor the router ships as wasm.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    // Effects run only in the browser, once the page is live: a marker for tests and styles.
-    Effect::new(|_| {
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "true");
-        }
-    });
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/qr-bridge.css"/>
         <Title text="QR Bridge"/>
         <Meta name="robots" content="noindex"/>
         <Router>

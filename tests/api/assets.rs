@@ -92,3 +92,68 @@ async fn a_status_stream_is_never_compressed() {
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().get("content-encoding").is_none());
 }
+
+/// A release build names its files after their content (`hash.txt` in the site root says how):
+/// those names may be kept for a year, the page links them, and the page itself is never kept.
+#[tokio::test]
+async fn hashed_files_are_kept_for_a_year_and_the_page_names_them() {
+    let (dir, wasm) = site(64 * 1024);
+    let pkg = dir.path().join("pkg");
+    std::fs::write(
+        dir.path().join("hash.txt"),
+        "js: 3f2a9c\nwasm: 8b1e07\ncss: c0ffee\n",
+    )
+    .unwrap();
+    std::fs::write(pkg.join("qr-bridge.8b1e07.wasm"), &wasm).unwrap();
+    std::fs::write(pkg.join("qr-bridge.3f2a9c.js"), "export default 1;").unwrap();
+    std::fs::write(pkg.join("qr-bridge.c0ffee.css"), "body{}").unwrap();
+    let extra = format!("site_root = \"{}\"", dir.path().display());
+    let app = TestApp::spawn_configured(Backend::Memory, "5m", &extra).await;
+    let get = |path: &'static str| {
+        let request = app
+            .client
+            .request(Method::GET, path)
+            .header("accept-encoding", "br");
+        async move { request.send().await.unwrap() }
+    };
+
+    for path in [
+        "/pkg/qr-bridge.8b1e07.wasm",
+        "/pkg/qr-bridge.3f2a9c.js",
+        "/pkg/qr-bridge.c0ffee.css",
+    ] {
+        let kept = get(path).await;
+        assert_eq!(kept.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            kept.headers()["cache-control"],
+            "public, max-age=31536000, immutable",
+            "{path}"
+        );
+    }
+    let wasm_sent = get("/pkg/qr-bridge.8b1e07.wasm").await;
+    assert_eq!(
+        wasm_sent.headers()["content-encoding"],
+        "br",
+        "kept and compressed"
+    );
+
+    // A name this build did not make (an older build's file left in place) is only revalidated.
+    let older = get("/pkg/qr-bridge.wasm").await;
+    assert_eq!(older.status(), StatusCode::OK);
+    assert_eq!(older.headers()["cache-control"], "no-cache");
+    assert_eq!(
+        get("/pkg/qr-bridge.000000.wasm").await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    let page = app.client.request(Method::GET, "/").send().await.unwrap();
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let html = page.text().await.unwrap();
+    for linked in [
+        "/pkg/qr-bridge.3f2a9c.js",
+        "/pkg/qr-bridge.8b1e07.wasm",
+        "/pkg/qr-bridge.c0ffee.css",
+    ] {
+        assert!(html.contains(linked), "the page links {linked}: {html}");
+    }
+}

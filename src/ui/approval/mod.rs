@@ -151,7 +151,8 @@ enum Step {
     Gone(String, String),
 }
 
-#[component]
+/// The approval card: the one island of the phone page, so only it ships as wasm.
+#[island]
 fn Approve(ready: Approval) -> impl IntoView {
     let Approval::Ready {
         session_id,
@@ -169,7 +170,10 @@ fn Approve(ready: Approval) -> impl IntoView {
     // False in the server's render and until the page is live (effects run only then): a tap
     // before that would do nothing, so the buttons say they are getting ready instead.
     let live = RwSignal::new(false);
-    Effect::new(move |_| live.set(true));
+    Effect::new(move |_| {
+        live.set(true);
+        browser::mark_live();
+    });
     let app_label = app_name.clone();
     let options = RwSignal::new(options);
     let registration = RwSignal::new(registration);

@@ -135,9 +135,11 @@ where
     });
 }
 
-#[component]
+/// The desktop's card: the one island of the sign-in page.
+#[island]
 fn DeskView(initial: Desk) -> impl IntoView {
     let state = RwSignal::new(initial);
+    Effect::new(|_| browser::mark_live());
     let busy = RwSignal::new(false);
     let now_ms = RwSignal::new(browser::now_ms());
 
