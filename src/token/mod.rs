@@ -27,6 +27,8 @@ use sha2::{Digest, Sha256};
 
 use crate::session::{SessionToken, Timestamp};
 
+mod signer;
+
 /// How long a retired key stays published beyond the token lifetime: instances pick a rotation
 /// up within [`crate::bridge::KEY_REFRESH`], and verifiers allow some clock skew.
 pub const RETIRED_GRACE: Duration = Duration::from_secs(60);
@@ -119,6 +121,7 @@ struct Parsed {
 }
 
 fn parse(pem: &str) -> Result<Parsed, String> {
+    signer::install();
     let key = RsaPrivateKey::from_pkcs8_pem(pem)
         .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
         .map_err(|_| "not an RSA private key in PEM (PKCS#8 or PKCS#1)".to_owned())?;
