@@ -1,4 +1,4 @@
-//! The embedded side's clock: wall time, or a hand the tests turn, shared by the memory store and the rate limiter.
+//! The clocks: the embedded side's (wall time, or a hand the tests turn) and Redis's clock carried between readings.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -97,9 +97,72 @@ impl Clock {
     }
 }
 
+/// Another machine's clock, read now and then and carried on in between by this one's monotonic
+/// clock: Redis's `TIME` costs a round trip, and a session's start needs the time before the
+/// script that saves it can run. A reading is trusted for [`Carried::FOR`]; the error is at most
+/// the reading's round trip plus this machine's drift over that second, and scripts that decide
+/// expiry still read `TIME` themselves. What it tells never goes backwards.
+#[derive(Debug, Default)]
+pub struct Carried(std::sync::Mutex<CarriedState>);
+
+#[derive(Debug, Default)]
+struct CarriedState {
+    reading: Option<(Instant, Timestamp)>,
+    told: u64,
+}
+
+impl Carried {
+    pub const FOR: Duration = Duration::from_secs(1);
+
+    /// The time at `at` carried on from a reading younger than [`Carried::FOR`], if there is one.
+    pub fn at(&self, at: Instant) -> Option<Timestamp> {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (read_at, read) = state.reading?;
+        let since = at.checked_duration_since(read_at)?;
+        if since >= Self::FOR {
+            return None;
+        }
+        let ms = read.as_millis() + u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
+        state.told = state.told.max(ms);
+        Some(Timestamp::from_millis(state.told))
+    }
+
+    /// A fresh reading, taken at `at`; returns what to tell for it.
+    pub fn read(&self, at: Instant, time: Timestamp) -> Timestamp {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        state.reading = Some((at, time));
+        state.told = state.told.max(time.as_millis());
+        Timestamp::from_millis(state.told)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_carried_clock_runs_on_from_its_reading_for_a_second_and_never_backwards() {
+        let clock = Carried::default();
+        let t0 = Instant::now();
+        assert_eq!(clock.at(t0), None, "nothing read yet");
+        assert_eq!(
+            clock.read(t0, Timestamp::from_millis(50_000)),
+            Timestamp::from_millis(50_000)
+        );
+        let later = t0 + Duration::from_millis(250);
+        assert_eq!(clock.at(later), Some(Timestamp::from_millis(50_250)));
+        assert_eq!(clock.at(t0 + Carried::FOR), None, "too old: read again");
+        // A reading behind what was already told (the last one's round trip was slow).
+        assert_eq!(
+            clock.read(later, Timestamp::from_millis(50_100)),
+            Timestamp::from_millis(50_250)
+        );
+        assert_eq!(clock.at(later), Some(Timestamp::from_millis(50_250)));
+        assert_eq!(
+            clock.at(later + Duration::from_millis(400)),
+            Some(Timestamp::from_millis(50_500))
+        );
+    }
 
     #[test]
     fn a_hand_clock_moves_only_when_turned() {

@@ -144,7 +144,7 @@ impl Bridge {
 
     /// Whether the store answers: what `/readyz` reports.
     pub async fn ready(&self) -> Result<(), BridgeError> {
-        self.store.now().await?;
+        self.store.ping().await?;
         Ok(())
     }
 

@@ -213,19 +213,17 @@ impl Limiter {
     /// Counts `client`'s request in each window its operation counts against (see
     /// [`Operation::buckets`]); refused if any is over its rate. If the counters cannot be
     /// reached the request passes: limits protect the service, they should not take it down.
-    /// The windows are counted at once: on Redis, one round trip rather than one per window.
+    /// The windows are counted at once: on one Redis, one script rather than one per window.
     pub async fn admit(&self, operation: Operation<'_>, client: IpAddr) -> Result<(), Limited> {
         let buckets = operation.buckets(client);
-        let hits = futures::future::join_all(buckets.iter().map(|bucket| async move {
-            let rate = bucket.rate(&self.limits);
-            (
-                rate,
-                self.counter.hit(&bucket.key(&self.limits), rate.per).await,
-            )
-        }))
-        .await;
+        let windows: Vec<(String, Duration)> = buckets
+            .iter()
+            .map(|bucket| (bucket.key(&self.limits), bucket.rate(&self.limits).per))
+            .collect();
+        let hits = self.counter.hit_all(&windows).await;
         let mut wait = None;
-        for (bucket, (rate, hit)) in buckets.iter().zip(hits) {
+        for (bucket, hit) in buckets.iter().zip(hits) {
+            let rate = bucket.rate(&self.limits);
             match hit {
                 Ok((n, left)) if n > rate.count => {
                     crate::telemetry::rate_limited(bucket.name());

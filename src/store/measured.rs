@@ -29,6 +29,9 @@ impl Store for Measured {
     async fn now(&self) -> Result<Timestamp, StoreError> {
         timed!("now", self.0.now().await)
     }
+    async fn ping(&self) -> Result<(), StoreError> {
+        timed!("ping", self.0.ping().await)
+    }
     async fn insert(&self, session: &Session) -> Result<(), StoreError> {
         timed!("insert", self.0.insert(session).await)
     }

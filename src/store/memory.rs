@@ -378,6 +378,10 @@ impl Store for MemoryStore {
         Ok(self.clock.now())
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn insert(&self, session: &Session) -> Result<(), StoreError> {
         let now = self.clock.now();
         let mut inner = self.lock();

@@ -157,6 +157,9 @@ pub trait Store: Send + Sync + 'static {
     /// The store's clock. Every instance sharing a store judges expiry by it, not by its own.
     async fn now(&self) -> Result<Timestamp, StoreError>;
 
+    /// Whether the store answers right now: a round trip, never an answer kept from before.
+    async fn ping(&self) -> Result<(), StoreError>;
+
     /// Saves a new session at revision 1. It is dropped by the store [`KEPT_AFTER_EXPIRY`] after
     /// its `expires_at`.
     async fn insert(&self, session: &Session) -> Result<(), StoreError>;

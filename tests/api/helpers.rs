@@ -158,6 +158,10 @@ impl Store for Counted {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.now().await
     }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.ping().await
+    }
     async fn insert(&self, s: &Session) -> Result<(), StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.insert(s).await
