@@ -2,8 +2,8 @@
 // round trip, 1.6 Mbit/s down, 750 kbit/s up, no cache), median of 5 loads of a fresh session each:
 // first contentful paint, time until the page is live (body[data-hydrated]), and bytes on the
 // wire. Run by hand after `cargo leptos build --release`: node bench/page-load.mjs [--loads 5]
-// It starts target/release/qr-bridge (QR_BRIDGE_BIN to change) on the embedded store and writes
-// bench/page-load.json beside printing a table (not with --identity).
+// It starts target/release/qr-bridge (QR_BRIDGE_BIN to change) on the embedded store, prints a table
+// and (not with --identity) writes bench/page-load.json, which bench/run's harness puts in RESULTS.md.
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
@@ -128,15 +128,3 @@ const table = [
     `| ${name} | ${f.paint_ms} | ${f.live_ms} | ${(f.live_ms / f.paint_ms).toFixed(2)} | ${(f.bytes / 1024).toFixed(0)} |`),
 ];
 console.log(table.join("\n"));
-if (!identity) {
-  const cores = (await import("node:os")).cpus().length;
-  writeFileSync(join(here, "PAGE-LOAD.md"), `# The pages on a slow phone
-
-Measured ${measured.at.slice(0, 16).replace("T", " ")} UTC on ${cores} cores by \`node bench/page-load.mjs\`: Chromium under
-Lighthouse's mobile profile (4x CPU, 150 ms round trip, 1.6 Mbit/s down, 750 kbit/s up, cache
-disabled), median of ${loads} cold loads, each of a fresh session. Goal for the phone page: live
-in at most 1.5 s and at most 1.5x its first paint, at most 150 KB.
-
-${table.join("\n")}
-`);
-}

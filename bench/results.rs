@@ -1,5 +1,7 @@
 //! One run's report: its figures as bench/results.json keeps them, and the tables of bench/RESULTS.md.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::load::Load;
@@ -46,6 +48,35 @@ pub struct Results {
     pub verify_cost: Option<VerifyCost>,
     #[serde(rename = "6_approval_page", skip_serializing_if = "Option::is_none")]
     pub approval_page: Option<ApprovalPage>,
+    /// Written by bench/page-load.mjs (bench/run runs it first); read back here.
+    #[serde(
+        rename = "7_pages_on_a_slow_phone",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub page_load: Option<PageLoad>,
+}
+
+/// bench/page-load.json: the pages in Chromium under Lighthouse's mobile profile.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PageLoad {
+    pub at: String,
+    pub loads: usize,
+    pub figures: BTreeMap<String, PageFigures>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PageFigures {
+    pub paint_ms: f64,
+    pub live_ms: f64,
+    pub bytes: f64,
+}
+
+impl PageLoad {
+    /// The figures page-load.mjs left, if it ran.
+    pub fn read() -> Option<PageLoad> {
+        let text = std::fs::read_to_string(root().join("bench/page-load.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
 }
 
 /// Where the hand-written analysis begins in bench/RESULTS.md; a new run keeps it.
@@ -99,6 +130,7 @@ pub fn markdown(r: &Report) -> String {
         x.approval_page
             .as_ref()
             .map(|p| approval_page(p, s.concurrency)),
+        x.page_load.as_ref().map(page_load),
     ];
     for section in sections.into_iter().flatten() {
         lines.push(String::new());
@@ -166,18 +198,19 @@ fn wake(three: &WakeLatency) -> Vec<String> {
 fn waiting(four: &WaitingDesktops) -> Vec<String> {
     let mut lines = vec![
         "## 4. Waiting desktops (SSE streams on one Redis-backed instance)".to_owned(),
-        "| streams | opened in s | RSS before → open (MiB) | bytes per stream | heartbeat CPU per \
+        "| streams | opened in s | RSS before → open → closed (MiB) | bytes per stream | heartbeat CPU per \
          stream per 15 s (µs) | approved in s | tokens received |"
             .to_owned(),
         "|---|---|---|---|---|---|---|".to_owned(),
     ];
     lines.extend(four.steps.iter().map(|step| {
         format!(
-            "| {} | {:.1} | {:.0} → {:.0} | {:.1} | {:.1} | {:.1} | {} / {} |",
+            "| {} | {:.1} | {:.0} → {:.0} → {:.0} | {:.1} | {:.1} | {:.1} | {} / {} |",
             step.streams,
             step.opened_in_s,
             step.rss_before_kib as f64 / 1024.0,
             step.rss_open_kib as f64 / 1024.0,
+            step.rss_closed_kib as f64 / 1024.0,
             step.bytes_per_stream,
             step.heartbeat_cpu_us_per_stream,
             step.approved_in_s,
@@ -231,17 +264,52 @@ fn approval_page(six: &ApprovalPage, concurrency: usize) -> Vec<String> {
         ),
     ]));
     lines.push(String::new());
-    lines.push("| asset | bytes | gzip bytes |".to_owned());
-    lines.push("|---|---|---|".to_owned());
+    lines.push(
+        "| what the phone loads | bytes | on the wire (`Accept-Encoding: br, gzip`) | cached as |"
+            .to_owned(),
+    );
+    lines.push("|---|---|---|---|".to_owned());
     let mut total = (0, 0);
     for (name, asset) in &six.assets {
-        total = (total.0 + asset.bytes, total.1 + asset.gzip_bytes);
+        total = (total.0 + asset.bytes, total.1 + asset.wire_bytes);
         lines.push(format!(
-            "| `{name}` | {} | {} |",
-            asset.bytes, asset.gzip_bytes
+            "| `{name}` | {} | {} ({}) | `{}` |",
+            asset.bytes, asset.wire_bytes, asset.encoding, asset.cache
         ));
     }
-    lines.push(format!("| total | {} | {} |", total.0, total.1));
+    lines.push(format!("| total | {} | {} | |", total.0, total.1));
+    lines
+}
+
+fn page_load(seven: &PageLoad) -> Vec<String> {
+    let mut lines = vec![
+        "## 7. The pages on a slow phone: first paint vs live".to_owned(),
+        format!(
+            "`node bench/page-load.mjs`, {} UTC: Chromium under Lighthouse's mobile profile (4x CPU, \
+             150 ms round trip, 1.6 Mbit/s down, 750 kbit/s up, cache disabled), median of {} cold \
+             loads of a fresh session each. Live: `body[data-hydrated]`, set when the page's \
+             islands have hydrated. Goal for the phone page: live within 1.5 s and 1.5x its first \
+             paint, at most 150 KB.",
+            seven.at.get(..16).unwrap_or(&seven.at).replace('T', " "),
+            seven.loads
+        ),
+        String::new(),
+        "| page | first paint ms | live ms | live / paint | KB on the wire |".to_owned(),
+        "|---|---|---|---|---|".to_owned(),
+    ];
+    // The phone first: it is the page the goal is for.
+    let order = ["phone", "desktop"];
+    let mut figures: Vec<_> = seven.figures.iter().collect();
+    figures.sort_by_key(|(name, _)| order.iter().position(|o| o == name).unwrap_or(order.len()));
+    lines.extend(figures.into_iter().map(|(name, f)| {
+        format!(
+            "| {name} | {:.0} | {:.0} | {:.2} | {:.0} |",
+            f.paint_ms,
+            f.live_ms,
+            f.live_ms / f.paint_ms,
+            f.bytes / 1024.0
+        )
+    }));
     lines
 }
 

@@ -1,28 +1,32 @@
 //! Pair 6: the phone's approval page rendered alone and under load, and the weight of what it loads.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
 use crate::bridge::Bridge;
 use crate::load::{Load, wrk};
 use crate::options::Settings;
-use crate::system::root;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ApprovalPage {
     /// One request at a time: the render time itself.
     pub render_alone: Load,
     pub render_at_concurrency: Load,
-    /// By file name under the site's `pkg/`.
+    /// The page and what it loads, by path, as a browser that accepts brotli gets them.
     pub assets: BTreeMap<String, Asset>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Asset {
+    /// The body as the file (or the page) is.
     pub bytes: usize,
-    pub gzip_bytes: usize,
+    /// The body as sent to a browser that accepts `br, gzip`.
+    pub wire_bytes: usize,
+    /// `Content-Encoding` of that answer ("identity" when none).
+    pub encoding: String,
+    /// `Cache-Control` of that answer.
+    pub cache: String,
 }
 
 pub async fn run(s: &Settings, bridge: &Bridge) -> ApprovalPage {
@@ -46,25 +50,65 @@ pub async fn run(s: &Settings, bridge: &Bridge) -> ApprovalPage {
         .to_owned();
     assert_eq!(first.status(), 200);
     let header = format!("Cookie: {cookie}");
+    let assets = assets(&browser.http, &bridge.origin, &page_url).await;
     ApprovalPage {
         render_alone: wrk(&page_url, 1, s, None, Some(&header)),
         render_at_concurrency: wrk(&page_url, s.concurrency, s, None, Some(&header)),
-        assets: assets(),
+        assets,
     }
 }
 
-fn assets() -> BTreeMap<String, Asset> {
-    ["qr-bridge.wasm", "qr-bridge.js", "qr-bridge.css"]
-        .into_iter()
-        .map(|name| {
-            let raw = std::fs::read(root().join("target/site/pkg").join(name)).unwrap();
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-            gz.write_all(&raw).unwrap();
-            let asset = Asset {
-                bytes: raw.len(),
-                gzip_bytes: gz.finish().unwrap().len(),
-            };
-            (name.to_owned(), asset)
-        })
-        .collect()
+/// The page and every `/pkg/` file it names, fetched as a phone's browser would (the client does
+/// not decompress, so what arrives is what went over the wire) and then without compression.
+async fn assets(http: &reqwest::Client, origin: &str, page_url: &str) -> BTreeMap<String, Asset> {
+    let page = http
+        .get(page_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut paths: Vec<String> = page
+        .split("\"/pkg/")
+        .skip(1)
+        .filter_map(|rest| Some(format!("/pkg/{}", &rest[..rest.find('"')?])))
+        .collect();
+    paths.sort();
+    paths.dedup();
+    let mut assets = BTreeMap::new();
+    for (name, url) in std::iter::once(("/bridge/:id".to_owned(), page_url.to_owned())).chain(
+        paths
+            .into_iter()
+            .map(|path| (path.clone(), format!("{origin}{path}"))),
+    ) {
+        let get =
+            |encoding: &'static str| http.get(&url).header("accept-encoding", encoding).send();
+        let wire = get("br, gzip").await.unwrap();
+        let header = |name: &str| {
+            wire.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (encoding, cache) = (header("content-encoding"), header("cache-control"));
+        let wire_bytes = wire.bytes().await.unwrap().len();
+        let bytes = get("identity").await.unwrap().bytes().await.unwrap().len();
+        let encoding = if encoding.is_empty() {
+            "identity".to_owned()
+        } else {
+            encoding
+        };
+        assets.insert(
+            name,
+            Asset {
+                bytes,
+                wire_bytes,
+                encoding,
+                cache,
+            },
+        );
+    }
+    assets
 }

@@ -24,6 +24,9 @@ pub struct Step {
     pub opened_in_s: f64,
     pub rss_before_kib: u64,
     pub rss_open_kib: u64,
+    /// After every stream has closed: what the process gave back.
+    #[serde(default)]
+    pub rss_closed_kib: u64,
     /// Written whole.
     pub bytes_per_stream: f64,
     pub idle_cpu_ms_per_16s: f64,
@@ -128,12 +131,18 @@ async fn waiting(a: &Bridge, b: &Bridge, n: usize) -> Step {
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(60), t).await;
     }
+    drop(desktop);
+    // Every stream has ended and its connection closed (no idle pool); the bridge notices the
+    // close at once, and the allocator gets a few seconds to hand the memory back.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let rss_closed = rss_kib(a.pid());
     let per_stream = rss_open.saturating_sub(rss_before) as f64 * 1024.0 / n as f64;
     Step {
         streams: n,
         opened_in_s: open_time.as_secs_f64(),
         rss_before_kib: rss_before,
         rss_open_kib: rss_open,
+        rss_closed_kib: rss_closed,
         bytes_per_stream: per_stream.round(),
         idle_cpu_ms_per_16s: idle_cpu.as_secs_f64() * 1000.0,
         heartbeat_cpu_us_per_stream: idle_cpu.as_secs_f64() * 1e6 / n as f64,
