@@ -238,6 +238,10 @@ fn verify_cost(five: &VerifyCost) -> Vec<String> {
             "raw P-256 ECDSA verify (`openssl speed ecdsap256`)",
             five.openssl_p256_verify_us,
         ),
+        (
+            "raw P-256 ECDSA verify in RustCrypto `p256` (what webauthn-rs 0.6 verifies with)",
+            five.rustcrypto_p256_verify_us,
+        ),
         ("session token mint (RS256)", five.token_mint_us),
         (
             "raw RSA-2048 sign (`openssl speed rsa2048`)",

@@ -18,6 +18,10 @@ use crate::system::{LOAD_CORE, run as command};
 pub struct VerifyCost {
     pub assertion_check_us: f64,
     pub openssl_p256_verify_us: f64,
+    /// The same verify in RustCrypto's p256, which webauthn-rs 0.6 checks assertions with
+    /// (through crypto-glue): what the assertion check cannot go below.
+    #[serde(default)]
+    pub rustcrypto_p256_verify_us: f64,
     pub token_mint_us: f64,
     pub openssl_rsa2048_sign_us: f64,
 }
@@ -29,6 +33,7 @@ pub fn run() -> VerifyCost {
     VerifyCost {
         assertion_check_us,
         openssl_p256_verify_us: openssl_us("ecdsap256", 1),
+        rustcrypto_p256_verify_us: rustcrypto_p256_verify_us(),
         token_mint_us,
         openssl_rsa2048_sign_us: openssl_us("rsa2048", 2),
     }
@@ -78,6 +83,26 @@ fn assertion_check_us() -> f64 {
         passkeys
             .finish_sign_in(&app, state, &answer, &passkey)
             .unwrap();
+    }
+    started.elapsed().as_secs_f64() * 1e6 / n as f64
+}
+
+fn rustcrypto_p256_verify_us() -> f64 {
+    use crypto_glue::ecdsa_p256::{EcdsaP256Signature, EcdsaP256SigningKey, new_key};
+    use crypto_glue::traits::{Signer, Verifier};
+    let signing = EcdsaP256SigningKey::from(new_key());
+    let verifying = *signing.verifying_key();
+    let n = 2000;
+    let signed: Vec<(Vec<u8>, EcdsaP256Signature)> = (0..n)
+        .map(|i| {
+            let message = format!("authenticator data and client data hash {i}").into_bytes();
+            let signature = signing.sign(&message);
+            (message, signature)
+        })
+        .collect();
+    let started = Instant::now();
+    for (message, signature) in &signed {
+        verifying.verify(message, signature).unwrap();
     }
     started.elapsed().as_secs_f64() * 1e6 / n as f64
 }
