@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use axum::Router;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use leptos::config::{Env, LeptosOptions};
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -31,6 +31,15 @@ pub struct Site {
     pub hashed: bool,
 }
 
+/// A hash as cargo-leptos writes it (URL-safe base64): nothing that could leave `pkg/` or be
+/// read as a route pattern.
+fn is_hash(hash: &str) -> bool {
+    !hash.is_empty()
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 impl Site {
     /// The site the settings point to, with the names its `hash.txt` gives (plain names without one).
     pub fn find(settings: &Settings) -> Site {
@@ -42,12 +51,22 @@ impl Site {
                 (file.trim() == kind).then(|| hash.trim().to_owned())
             })
         };
+        // All three, well formed, or none: a name that is not a content hash must never be
+        // cached as one.
+        let kinds = ["js", "wasm", "css"].map(hash_of);
+        let hashed = kinds.iter().all(|h| h.as_deref().is_some_and(is_hash));
+        if hashes.is_some() && !hashed {
+            tracing::warn!(
+                "{} does not name the script, wasm and stylesheet by their hashes: serving plain names",
+                root.join(HASH_FILE).display()
+            );
+        }
         let name = |kind: &str, extension: &str| match hash_of(kind) {
-            Some(hash) => format!("{OUTPUT_NAME}.{hash}.{extension}"),
-            None => format!("{OUTPUT_NAME}.{extension}"),
+            Some(hash) if hashed => format!("{OUTPUT_NAME}.{hash}.{extension}"),
+            _ => format!("{OUTPUT_NAME}.{extension}"),
         };
         Site {
-            hashed: hashes.is_some(),
+            hashed,
             script: name("js", "js"),
             wasm: name("wasm", "wasm"),
             stylesheet: name("css", "css"),
@@ -92,14 +111,26 @@ impl Site {
             .precompressed_br()
             .precompressed_gzip();
         let mut router = Router::new().nest_service("/pkg", dir);
+        // Answers that may be brotli or gzip (the precompressed copies) say so to caches, which
+        // would otherwise hand brotli to a client that never asked for it.
+        let vary = SetResponseHeaderLayer::if_not_present(
+            header::VARY,
+            HeaderValue::from_static("accept-encoding"),
+        );
         if self.hashed {
             for name in [&self.script, &self.wasm, &self.stylesheet] {
                 router = router.route_service(
                     &format!("/{PKG}/{name}"),
                     tower::ServiceBuilder::new()
+                        // Only the file itself is kept: a 404 (a site copied without it) must
+                        // not be remembered for a year.
                         .layer(SetResponseHeaderLayer::overriding(
                             header::CACHE_CONTROL,
-                            IMMUTABLE,
+                            |answer: &axum::http::Response<_>| {
+                                let status = answer.status();
+                                (status.is_success() || status == StatusCode::NOT_MODIFIED)
+                                    .then_some(IMMUTABLE)
+                            },
                         ))
                         .service(
                             ServeFile::new(self.pkg().join(name))
@@ -109,7 +140,7 @@ impl Site {
                 );
             }
         }
-        router
+        router.layer(vary)
     }
 
     /// Whether the pages can come alive: the script they load is there.

@@ -126,6 +126,8 @@ fn parse(pem: &str) -> Result<Parsed, String> {
         .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
         .map_err(|_| "not an RSA private key in PEM (PKCS#8 or PKCS#1)".to_owned())?;
     let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
+    // Refused here, at import or rotation, rather than at the first sign-in it should sign for.
+    signer::accepts(&encoding)?;
     let n = URL_SAFE_NO_PAD.encode(key.n().to_bytes_be());
     let e = URL_SAFE_NO_PAD.encode(key.e().to_bytes_be());
     let decoding = DecodingKey::from_rsa_components(&n, &e).map_err(|e| e.to_string())?;
@@ -586,5 +588,23 @@ mod tests {
         assert_eq!(t.signing_kid(), parse(&pems()[2]).unwrap().kid);
         assert_eq!(kids(&t).len(), 3);
         assert!(r.import(pems()[2].clone(), T0, TTL).is_err(), "not twice");
+    }
+
+    /// RustCrypto reads a 1024-bit key, but ring will not sign with one: refused when it is
+    /// imported, not at the first sign-in after it becomes current.
+    #[test]
+    fn a_key_the_signer_refuses_is_refused_at_import() {
+        let weak = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 1024)
+            .unwrap()
+            .to_pkcs8_pem(LineEnding::LF)
+            .unwrap()
+            .to_string();
+        let mut r = ring();
+        let refused = r.import(weak, T0, TTL).unwrap_err();
+        assert!(
+            refused.to_string().contains("ring cannot sign"),
+            "{refused}"
+        );
+        assert_eq!(r.keys.len(), ring().keys.len(), "the ring unchanged");
     }
 }

@@ -36,6 +36,15 @@ pub fn install() {
     });
 }
 
+/// Whether ring signs with this key: it refuses some that RustCrypto takes (over 4096 bits, an
+/// exponent below 65537, more than two primes).
+pub fn accepts(key: &EncodingKey) -> Result<(), String> {
+    key_pair(key.inner()).map(|_| ()).map_err(|_| {
+        "an RSA key ring cannot sign with (2048 to 4096 bits, exponent 65537, two primes)"
+            .to_owned()
+    })
+}
+
 fn signer(
     algorithm: &Algorithm,
     key: &EncodingKey,

@@ -105,8 +105,13 @@ async fn hashed_files_are_kept_for_a_year_and_the_page_names_them() {
     )
     .unwrap();
     std::fs::write(pkg.join("qr-bridge.8b1e07.wasm"), &wasm).unwrap();
+    // What `--precompress` leaves beside it: sent as it is.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, &wasm).unwrap();
+    let precompressed = gz.finish().unwrap();
+    std::fs::write(pkg.join("qr-bridge.8b1e07.wasm.gz"), &precompressed).unwrap();
     std::fs::write(pkg.join("qr-bridge.3f2a9c.js"), "export default 1;").unwrap();
-    std::fs::write(pkg.join("qr-bridge.c0ffee.css"), "body{}").unwrap();
+    // The stylesheet is missing (a site copied in part): its 404 must not be kept for a year.
     let extra = format!("site_root = \"{}\"", dir.path().display());
     let app = TestApp::spawn_configured(Backend::Memory, "5m", &extra).await;
     let get = |path: &'static str| {
@@ -117,11 +122,7 @@ async fn hashed_files_are_kept_for_a_year_and_the_page_names_them() {
         async move { request.send().await.unwrap() }
     };
 
-    for path in [
-        "/pkg/qr-bridge.8b1e07.wasm",
-        "/pkg/qr-bridge.3f2a9c.js",
-        "/pkg/qr-bridge.c0ffee.css",
-    ] {
+    for path in ["/pkg/qr-bridge.8b1e07.wasm", "/pkg/qr-bridge.3f2a9c.js"] {
         let kept = get(path).await;
         assert_eq!(kept.status(), StatusCode::OK, "{path}");
         assert_eq!(
@@ -135,6 +136,36 @@ async fn hashed_files_are_kept_for_a_year_and_the_page_names_them() {
         wasm_sent.headers()["content-encoding"],
         "br",
         "kept and compressed"
+    );
+    let gzip_sent = app
+        .client
+        .request(Method::GET, "/pkg/qr-bridge.8b1e07.wasm")
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzip_sent.headers()["content-encoding"], "gzip");
+    assert!(
+        gzip_sent
+            .headers()
+            .get_all("vary")
+            .iter()
+            .any(|v| v.to_str().unwrap().contains("accept-encoding")),
+        "a cache must not hand gzip to a client that did not ask for it"
+    );
+    assert_eq!(
+        gzip_sent.bytes().await.unwrap(),
+        precompressed,
+        "the build's own copy"
+    );
+    let missing = get("/pkg/qr-bridge.c0ffee.css").await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_ne!(
+        missing
+            .headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        Some("public, max-age=31536000, immutable")
     );
 
     // A name this build did not make (an older build's file left in place) is only revalidated.
@@ -156,4 +187,30 @@ async fn hashed_files_are_kept_for_a_year_and_the_page_names_them() {
     ] {
         assert!(html.contains(linked), "the page links {linked}: {html}");
     }
+}
+
+/// hash.txt names files; a value that is not a hash (a path, a route pattern) is not trusted with
+/// a year's caching or a route of its own.
+#[tokio::test]
+async fn a_hash_file_that_names_no_hashes_is_not_trusted() {
+    let (dir, _) = site(1024);
+    std::fs::write(
+        dir.path().join("hash.txt"),
+        "js: ../../etc/passwd\nwasm: {x}\ncss: c0ffee\n",
+    )
+    .unwrap();
+    let extra = format!("site_root = \"{}\"", dir.path().display());
+    let app = TestApp::spawn_configured(Backend::Memory, "5m", &extra).await;
+    let plain = app
+        .client
+        .request(Method::GET, "/pkg/qr-bridge.wasm")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), StatusCode::OK);
+    assert_eq!(
+        plain.headers()["cache-control"],
+        "no-cache",
+        "plain names, revalidated"
+    );
 }
