@@ -39,6 +39,7 @@
 
 mod context;
 mod id;
+mod pairing;
 
 use std::fmt;
 use std::time::Duration;
@@ -50,6 +51,7 @@ pub use id::{
     InvalidExternalUserId, InvalidSessionId, SessionId, SessionToken, Timestamp, UserId,
     parse_external_user_id,
 };
+pub use pairing::{BridgeKind, MAX_PIN_FAILURES, Pairing, PinCheck};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -264,6 +266,9 @@ pub struct Session {
     /// When a phone first opened it (`Scan`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     scanned_at: Option<Timestamp>,
+    /// Set on a PIN bridge's session (see `pairing`), and only there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pairing: Option<Pairing>,
 }
 
 impl Session {
@@ -284,6 +289,7 @@ impl Session {
             requester: new.requester,
             claimed_by: None,
             scanned_at: None,
+            pairing: None,
         }
     }
 
