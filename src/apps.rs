@@ -287,11 +287,14 @@ impl App {
                 ),
             ));
         }
-        if rp_id.is_empty() || !rp_id_covers(&rp_id, page_host) {
+        // An rp_id that is the bridge's own host reaches the app's page on another domain
+        // through the related origins the bridge serves (`/.well-known/webauthn`).
+        let related = rp_id == bridge_host;
+        if rp_id.is_empty() || !(rp_id_covers(&rp_id, page_host) || related) {
             return Err(Invalid::new(
                 field("rp_id"),
                 format!(
-                    "{rp_id:?} must be the approval page's host {page_host:?} or a parent domain of it"
+                    "{rp_id:?} must be the approval page's host {page_host:?} or a parent domain of it, or the bridge's host {bridge_host:?} (its passkeys then follow the app's page by related origins)"
                 ),
             ));
         }
@@ -328,6 +331,26 @@ impl App {
             hosted_login: config.hosted_login,
             webhook,
         })
+    }
+
+    /// Every origin the app's passkey ceremonies may run on, each once: the bridge's hosted
+    /// page, the app's own approval page, and its allowed origins. WebAuthn answers from any
+    /// other origin are refused, and the bridge's `/.well-known/webauthn` lists exactly these.
+    pub fn ceremony_origins(&self, bridge_origin: &str) -> Vec<String> {
+        let page = self
+            .primary_qr_base_url
+            .as_ref()
+            .map(|u| u.origin().ascii_serialization());
+        let mut origins: Vec<String> = Vec::new();
+        for origin in std::iter::once(bridge_origin.to_owned())
+            .chain(page)
+            .chain(self.allowed_origins.iter().cloned())
+        {
+            if !origins.contains(&origin) {
+                origins.push(origin);
+            }
+        }
+        origins
     }
 
     pub fn allows_origin(&self, origin: &str) -> bool {
@@ -399,6 +422,23 @@ impl Apps {
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
         self.by_id.values()
+    }
+
+    /// WebAuthn's Related Origin Requests document for `rp_id` (`{"origins":[…]}`): the ceremony
+    /// origins of every app whose passkeys belong to it, or `None` when no app's do.
+    pub fn related_origins(&self, rp_id: &str, bridge_origin: &str) -> Option<Vec<String>> {
+        let mut apps: Vec<&Arc<App>> = self.iter().filter(|a| a.rp_id == rp_id).collect();
+        if apps.is_empty() {
+            return None;
+        }
+        apps.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut origins = Vec::new();
+        for origin in apps.iter().flat_map(|a| a.ceremony_origins(bridge_origin)) {
+            if !origins.contains(&origin) {
+                origins.push(origin);
+            }
+        }
+        Some(origins)
     }
 
     /// Every origin some app allows: what CORS may answer before it knows which app is asking.

@@ -64,24 +64,27 @@ impl Passkeys {
         for app in apps.iter() {
             let invalid = |problem: String| Invalid::new(format!("apps.{}", app.id), problem);
             let bridge = Url::parse(public_origin).map_err(|e| invalid(e.to_string()))?;
-            let page = app
-                .primary_qr_base_url
-                .as_ref()
-                .map(|u| Url::parse(&u.origin().ascii_serialization()));
-            let page = page
-                .transpose()
-                .map_err(|e| invalid(e.to_string()))?
-                .unwrap_or_else(|| bridge.clone());
-            let mut builder = WebauthnBuilder::new(&app.rp_id, &page)
-                .map_err(|e| invalid(format!("rp_id {:?} does not fit {page}: {e}", app.rp_id)))?
+            let origins = app
+                .ceremony_origins(&bridge.origin().ascii_serialization())
+                .iter()
+                .map(|o| Url::parse(o).map_err(|e| invalid(e.to_string())))
+                .collect::<Result<Vec<_>, _>>()?;
+            // webauthn-rs wants a first origin its rp_id covers: the app's page when it does,
+            // else the bridge's (an rp_id on the bridge's host, reaching the page by related
+            // origins). The others are appended; every answer's origin must be one of them.
+            let host_of = |u: &Url| u.host_str().unwrap_or_default().to_owned();
+            let first = origins
+                .iter()
+                .skip(1)
+                .take(usize::from(app.primary_qr_base_url.is_some()))
+                .find(|u| crate::apps::rp_id_covers(&app.rp_id, &host_of(u)))
+                .unwrap_or(&bridge)
+                .clone();
+            let mut builder = WebauthnBuilder::new(&app.rp_id, &first)
+                .map_err(|e| invalid(format!("rp_id {:?} does not fit {first}: {e}", app.rp_id)))?
                 .rp_name(&app.name);
-            for origin in
-                std::iter::once(&bridge.origin().ascii_serialization()).chain(&app.allowed_origins)
-            {
-                let url = Url::parse(origin).map_err(|e| invalid(e.to_string()))?;
-                if url != page {
-                    builder = builder.append_allowed_origin(&url);
-                }
+            for url in origins.iter().filter(|u| **u != first) {
+                builder = builder.append_allowed_origin(url);
             }
             by_app.insert(
                 app.id.clone(),

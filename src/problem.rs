@@ -165,6 +165,31 @@ impl Problem {
                     "Only the device that first opened it can approve or decline it.",
                 )
             }
+            BridgeError::PinMismatch { .. } => {
+                Problem::new(S::BAD_REQUEST, "pin_mismatch", sentence(e))
+                    .shown(
+                        "Wrong PIN",
+                        "Check the PIN on the other device and try again.",
+                    )
+                    .may_retry()
+            }
+            BridgeError::PinLocked => Problem::new(S::FORBIDDEN, "pin_locked", sentence(e))
+                .shown(
+                    "Too many wrong PINs",
+                    "Start again on the other device for a new PIN.",
+                )
+                .over(),
+            BridgeError::TicketMismatch => {
+                Problem::new(S::NOT_FOUND, "ticket_not_found", sentence(e))
+                    .shown("This link is not valid", SCAN_AGAIN)
+            }
+            BridgeError::ContextMismatch => {
+                Problem::new(S::BAD_REQUEST, "context_mismatch", sentence(e))
+                    .shown("Open this on the browser it was meant for", SCAN_AGAIN)
+            }
+            BridgeError::EnrollmentNeedsBackend => {
+                Problem::new(S::UNAUTHORIZED, "unauthorized", sentence(e))
+            }
             BridgeError::SignupOnRegistration => {
                 Problem::new(S::CONFLICT, "qr_invalid_state", sentence(e)).shown(
                     "This request already creates a passkey",
@@ -224,6 +249,12 @@ impl Problem {
         }
     }
 
+    /// The same refusal on a PIN bridge's routes (see [`pin_bridge_code`]).
+    pub fn on_pin_bridge(mut self) -> Self {
+        self.code = pin_bridge_code(self.code);
+        self
+    }
+
     /// A failure of ours, whatever its cause (which goes to the log only).
     pub fn ours() -> Self {
         Problem::new(
@@ -236,6 +267,23 @@ impl Problem {
             "Something went wrong on our side. Try again.",
         )
         .may_retry()
+    }
+}
+
+/// A code as a PIN bridge's routes answer it, where the SDK's `client.bridge` maps codes of
+/// its own (`pin-bridge-contract.md` §7): what it would read as `UNKNOWN_ERROR` is renamed to the
+/// nearest code it knows.
+pub fn pin_bridge_code(code: &'static str) -> &'static str {
+    match code {
+        "qr_session_not_found" => "session_not_found",
+        "qr_expired" | "session_expired" | "qr_invalid_state" => "bridge_session_expired",
+        "qr_rate_limited" => "rate_limit_exceeded",
+        "qr_origin_not_allowed" => "origin_not_allowed",
+        "qr_replay_detected" => "replay_detected",
+        "qr_invalid_response" | "qr_polling_token_required" => "invalid_argument",
+        "qr_credential_not_found" | "qr_user_not_found" => "forbidden",
+        "service_unavailable" => "internal_error",
+        other => other,
     }
 }
 
@@ -287,7 +335,46 @@ mod tests {
             BridgeError::ClaimedElsewhere(ClaimedElsewhere::ByAnother),
             BridgeError::Token(TokenError::Expired),
             BridgeError::Token(TokenError::Revoked),
+            BridgeError::PinMismatch { remaining: 2 },
+            BridgeError::PinLocked,
+            BridgeError::TicketMismatch,
+            BridgeError::ContextMismatch,
+            BridgeError::EnrollmentNeedsBackend,
         ]
+    }
+
+    /// Every code a PIN bridge route can answer, as the SDK's `client.bridge` maps them
+    /// (`pin-bridge-contract.md` §7): none falls through to `UNKNOWN_ERROR`.
+    #[test]
+    fn every_pin_bridge_refusal_has_a_code_the_sdk_maps() {
+        const MAPPED: &[&str] = &[
+            "pin_mismatch",
+            "pin_locked",
+            "bridge_session_expired",
+            "session_not_found",
+            "forbidden",
+            "internal_error",
+            "rate_limit_exceeded",
+            "origin_not_allowed",
+            "ticket_not_found",
+            "context_mismatch",
+            "challenge_mismatch",
+            "replay_detected",
+            "invalid_argument",
+            "validation_error",
+            "unauthorized",
+        ];
+        let limited = Problem::limited(&Limited {
+            retry_after: std::time::Duration::from_secs(1),
+        });
+        for p in every_error()
+            .iter()
+            .map(Problem::of)
+            .chain([limited, Problem::ours()])
+        {
+            let code = p.clone().on_pin_bridge().code;
+            assert!(MAPPED.contains(&code), "{} becomes {code}", p.code);
+        }
     }
 
     #[test]

@@ -21,10 +21,22 @@ pub fn random_id(prefix: &str) -> String {
     format!("{prefix}{hex}")
 }
 
+/// A PIN of `digits` decimal digits, uniform (leading zeros kept), for a person to read and type.
+pub fn pin(digits: u32) -> String {
+    use rand::Rng;
+    let n = rand::rng().random_range(0..10u64.pow(digits));
+    format!("{n:0width$}", width = digits as usize)
+}
+
 /// The lower-case hex SHA-256 of a secret. Secrets here carry 256 bits of entropy, so a fast hash
 /// is enough: there is nothing for a password-hashing function to slow down.
 pub fn digest(secret: &str) -> String {
     format!("{:x}", Sha256::digest(secret.as_bytes()))
+}
+
+/// Whether two digests are the same, in time independent of where they differ.
+pub fn digests_match(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 /// Whether `secret` hashes to `expected_digest`, in time independent of where they differ.
@@ -50,6 +62,15 @@ mod tests {
         assert!(matches(&a, &d));
         assert!(!matches(&b, &d));
         assert!(!matches(&a, ""));
+    }
+
+    #[test]
+    fn pins_are_digits_of_the_asked_length() {
+        for _ in 0..200 {
+            let pin = pin(6);
+            assert_eq!(pin.len(), 6);
+            assert!(pin.chars().all(|c| c.is_ascii_digit()), "{pin}");
+        }
     }
 
     #[test]

@@ -161,3 +161,91 @@ pub struct ErrorBody {
     pub code: String,
     pub message: String,
 }
+
+/// `POST /v1/{auth,enrollment}-bridge/init`: every field optional on the auth bridge; the
+/// enrollment bridge needs `entity_id` (the integrator's id of the person) and may bind its
+/// ticket to one browser with that browser's `context_hash`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PairingInitRequest {
+    #[serde(default)]
+    pub approval_context: Option<String>,
+    #[serde(default)]
+    pub entity_id: Option<String>,
+    #[serde(default)]
+    pub context_hash: Option<String>,
+}
+
+/// What a PIN bridge's initiator gets back: the PIN to show, and (enrollment) the ticket for
+/// the approving device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingStarted {
+    pub session_id: String,
+    pub pin: String,
+    pub expires_at: String,
+    /// For `cancel`; the status needs none.
+    pub polling_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_id: Option<String>,
+}
+
+/// `POST /v1/{auth,enrollment}-bridge/verify/:id`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PinRequest {
+    pub pin: String,
+}
+
+/// The PIN was right: the WebAuthn options for the approving device's ceremony.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PinVerified {
+    pub session_id: String,
+    pub challenge: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication_options: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_options: Option<serde_json::Value>,
+}
+
+/// `POST /v1/enrollment-bridge/complete`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EnrollmentComplete<C> {
+    pub session_id: String,
+    pub ticket_id: String,
+    pub entity_id: String,
+    pub context_hash: String,
+    pub registration_response: C,
+}
+
+/// `POST /v1/auth-bridge/complete`'s answer: the token goes to the approving device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthPaired {
+    pub session_token: String,
+}
+
+/// `POST /v1/enrollment-bridge/complete`'s answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentPaired {
+    pub credential_id: String,
+    pub entity_id: String,
+    pub user_id: String,
+    pub session_token: String,
+}
+
+/// A PIN bridge's six statuses, as its initiator waits on them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PinStatus {
+    Pending,
+    PinVerified,
+    PinLocked,
+    Completed,
+    Expired,
+    Cancelled,
+}
+
+/// `GET /v1/{auth,enrollment}-bridge/status/:id`, and each event of its stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingStatus {
+    pub status: PinStatus,
+}

@@ -29,6 +29,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("too many requests; try again in {} s", .0.retry_after_secs())]
     RateLimited(Limited),
+    /// A status request without `X-Polling-Token` at all (a wrong one is an unknown session).
+    #[error("send the polling token from init in the X-Polling-Token header")]
+    PollingTokenRequired,
 }
 
 impl From<Limited> for ApiError {
@@ -89,13 +92,18 @@ impl ApiError {
                 "method_not_allowed",
                 self.to_string(),
             ),
+            ApiError::PollingTokenRequired => (
+                S::BAD_REQUEST,
+                "qr_polling_token_required",
+                self.to_string(),
+            ),
         }
     }
-}
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    /// The envelope, with the code as `rename` says (the PIN bridge's routes rename some).
+    fn respond(self, rename: fn(&'static str) -> &'static str) -> Response {
         let (status, code, message) = self.parts();
+        let code = rename(code);
         if status.is_server_error() {
             // The cause goes to the log only; the body stays generic.
             tracing::error!(error = %self, "request failed");
@@ -122,5 +130,28 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.respond(|code| code)
+    }
+}
+
+/// A refusal on a PIN bridge's routes: the same envelope, coded as the SDK's `client.bridge`
+/// maps codes (see `problem::pin_bridge_code`).
+#[derive(Debug)]
+pub struct PinBridgeError(pub ApiError);
+
+impl<E: Into<ApiError>> From<E> for PinBridgeError {
+    fn from(e: E) -> Self {
+        PinBridgeError(e.into())
+    }
+}
+
+impl IntoResponse for PinBridgeError {
+    fn into_response(self) -> Response {
+        self.0.respond(crate::problem::pin_bridge_code)
     }
 }

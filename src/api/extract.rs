@@ -10,14 +10,14 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
-use super::{ApiError, StartBody};
+use super::{ApiError, PinBridgeError, StartBody};
 use crate::apps::{App, AuthError};
-use crate::bridge::{Answer, Start};
+use crate::bridge::Answer;
 use crate::limits::Operation;
 use crate::secret;
 use crate::session::{Requester, SessionId, StartedBy};
 use crate::state::AppState;
-use crate::wire::VerifyRequest;
+use crate::wire::{EnrollmentComplete, PinRequest, VerifyRequest};
 
 /// The `:id` of the path, already a valid [`SessionId`].
 pub struct Id(pub SessionId);
@@ -214,9 +214,9 @@ impl FromRequestParts<AppState> for ClientIp {
 }
 
 /// An app's desktop starting a session: who calls (see [`Caller`]), its body checked into a
-/// [`Start`] (who is asking, as the phone will show it, included), and only then counted by the
+/// [`Start`](crate::bridge::Start) (who is asking, as the phone will show it, included), and only then counted by the
 /// start limits (see `limits::Operation`): a malformed request is refused without a count.
-pub struct Starting<B>(pub Arc<App>, pub Start, pub PhantomData<B>);
+pub struct Starting<B: StartBody>(pub Arc<App>, pub B::Start, pub PhantomData<B>);
 
 impl<B: StartBody> FromRequest<AppState> for Starting<B> {
     type Rejection = ApiError;
@@ -255,44 +255,132 @@ impl FromRequestParts<AppState> for Seen {
     }
 }
 
-/// A phone's signed answer through the API: the app, the session named in the body, the answer
-/// and the phone's claim; counted by the phone limits once the body has been read.
-pub struct Answering<C>(
-    pub Arc<App>,
-    pub SessionId,
-    pub Answer,
-    pub String,
-    pub PhantomData<C>,
-);
+/// A body that carries a phone's signed answer: the cross-device `verify` bodies, and the PIN
+/// bridges' `complete` (an enrollment's also carries its ticket).
+pub trait AnswerBody: DeserializeOwned + Send {
+    fn session_id(&self) -> &str;
+    fn into_answer(self) -> (Answer, Option<Enrollment>);
+}
 
-impl<C> FromRequest<AppState> for Answering<C>
-where
-    C: DeserializeOwned + Into<Answer> + Send,
-{
+/// What an enrollment's approving device presents beside its new passkey.
+pub struct Enrollment {
+    pub ticket_id: String,
+    pub entity_id: String,
+    pub context_hash: String,
+}
+
+impl<C: DeserializeOwned + Into<Answer> + Send> AnswerBody for VerifyRequest<C> {
+    fn session_id(&self) -> &str {
+        &self.session_id
+    }
+    fn into_answer(self) -> (Answer, Option<Enrollment>) {
+        (self.credential.into(), None)
+    }
+}
+
+impl<C: DeserializeOwned + Into<Answer> + Send> AnswerBody for EnrollmentComplete<C> {
+    fn session_id(&self) -> &str {
+        &self.session_id
+    }
+    fn into_answer(self) -> (Answer, Option<Enrollment>) {
+        let enrollment = Enrollment {
+            ticket_id: self.ticket_id,
+            entity_id: self.entity_id,
+            context_hash: self.context_hash,
+        };
+        (self.registration_response.into(), Some(enrollment))
+    }
+}
+
+/// A phone's signed answer through the API: the app, the session named in the body, the answer
+/// (with an enrollment's ticket) and the phone's claim; counted by the phone limits once the
+/// body has been read.
+pub struct Answering<B> {
+    pub app: Arc<App>,
+    pub id: SessionId,
+    pub answer: Answer,
+    pub enrollment: Option<Enrollment>,
+    pub phone: String,
+    body: PhantomData<B>,
+}
+
+impl<B: AnswerBody> FromRequest<AppState> for Answering<B> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
         let (mut parts, body) = request.into_parts();
         let Caller(app, _) = Caller::from_request_parts(&mut parts, state).await?;
         let Ok(ClientIp(ip)) = ClientIp::from_request_parts(&mut parts, state).await;
-        let Ok(PhoneClaim(claim)) = PhoneClaim::from_request_parts(&mut parts, state).await;
+        let Ok(PhoneClaim(phone)) = PhoneClaim::from_request_parts(&mut parts, state).await;
         let request = Request::from_parts(parts, body);
-        let JsonBody(body) = JsonBody::<VerifyRequest<C>>::from_request(request, state).await?;
-        let id = SessionId::parse(&body.session_id)?;
+        let JsonBody(body) = JsonBody::<B>::from_request(request, state).await?;
+        let id = SessionId::parse(body.session_id())?;
         state.limiter.admit(Operation::Phone, ip).await?;
-        Ok(Answering(
+        let (answer, enrollment) = body.into_answer();
+        Ok(Answering {
             app,
             id,
-            body.credential.into(),
-            claim,
-            PhantomData,
-        ))
+            answer,
+            enrollment,
+            phone,
+            body: PhantomData,
+        })
     }
 }
 
-/// The desktop asking after its session: the client and the polling token it sent, admitted
-/// by the status limits.
-pub struct Desktop(pub std::net::IpAddr, pub Option<String>);
+/// Any extractor of this module on a PIN bridge's route: refused the same way, coded as the
+/// SDK's `client.bridge` reads codes.
+pub struct OnPin<T>(pub T);
+
+impl<T: FromRequestParts<AppState, Rejection = ApiError>> FromRequestParts<AppState> for OnPin<T> {
+    type Rejection = PinBridgeError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, PinBridgeError> {
+        Ok(OnPin(T::from_request_parts(parts, state).await?))
+    }
+}
+
+/// The body-reading extractors on a PIN bridge's route (see [`OnPin`]).
+pub struct OnPinBody<T>(pub T);
+
+impl<T: FromRequest<AppState, Rejection = ApiError>> FromRequest<AppState> for OnPinBody<T> {
+    type Rejection = PinBridgeError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, PinBridgeError> {
+        Ok(OnPinBody(T::from_request(request, state).await?))
+    }
+}
+
+/// A PIN offered to a PIN bridge: the phone (see [`Phone`]), its PIN, admitted by the phone
+/// limits and the per-client PIN limit once the body has been read.
+pub struct PinOffered(pub Arc<App>, pub String, pub String);
+
+impl FromRequest<AppState> for PinOffered {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (mut parts, body) = request.into_parts();
+        let Caller(app, _) = Caller::from_request_parts(&mut parts, state).await?;
+        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(&mut parts, state).await;
+        let Ok(PhoneClaim(phone)) = PhoneClaim::from_request_parts(&mut parts, state).await;
+        let request = Request::from_parts(parts, body);
+        let JsonBody(PinRequest { pin }) = JsonBody::from_request(request, state).await?;
+        if pin.trim().is_empty() || pin.len() > 32 {
+            return Err(ApiError::Validation(
+                "send the PIN shown on the other device".into(),
+            ));
+        }
+        state.limiter.admit(Operation::Pin, ip).await?;
+        Ok(PinOffered(app, phone, pin))
+    }
+}
+
+/// The desktop asking after its session: the client and the polling token it sent (none at all
+/// is refused), admitted by the status limits.
+pub struct Desktop(pub std::net::IpAddr, pub String);
 
 impl FromRequestParts<AppState> for Desktop {
     type Rejection = ApiError;
@@ -300,8 +388,11 @@ impl FromRequestParts<AppState> for Desktop {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
         let Ok(PollingToken(token)) = PollingToken::from_request_parts(parts, state).await;
+        // Said apart from a wrong token, which reads as an unknown session: this one names no
+        // session and is the caller's mistake.
+        let token = token.ok_or(ApiError::PollingTokenRequired)?;
         let operation = Operation::Status {
-            polling_token: token.as_deref(),
+            polling_token: Some(&token),
         };
         state.limiter.admit(operation, ip).await?;
         Ok(Desktop(ip, token))

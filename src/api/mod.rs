@@ -2,6 +2,8 @@
 
 mod error;
 mod extract;
+mod pairing;
+pub mod qr;
 pub mod stream;
 
 use std::time::Duration;
@@ -19,13 +21,14 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
-pub use error::ApiError;
+pub use error::{ApiError, PinBridgeError};
 pub use extract::ClientIp;
 use extract::{Answering, Backend, Bearer, Desktop, Id, Phone, Seen, Starting, TokenParam};
 
 use crate::apps::Apps;
 use crate::bridge::{
-    Answer, BridgeError, Introspected, Observed, Open, Reveal, Start, iso8601, wire_status,
+    Answer, BridgeError, Flow, Introspected, Observed, Open, Reveal, Start, Viewer, iso8601,
+    wire_status,
 };
 use crate::problem::Problem;
 use crate::session::{
@@ -35,7 +38,7 @@ use crate::state::AppState;
 use crate::token::TokenError;
 use crate::wire::{
     Context, ContextType, Envelope, InitRegistrationRequest, InitRequest, Introspection, PhoneView,
-    Started, Status, Validated, WireStatus,
+    Started, Status, Validated, VerifyRequest, WireStatus,
 };
 
 /// Bodies here are at most a few kilobytes (a registration's attestation); more is a mistake or an attack.
@@ -72,6 +75,8 @@ pub fn routes(apps: &Apps) -> Router<AppState> {
         .route("/v1/auth/cross-device/cancel/{id}", post(cancel))
         .route("/v1/auth/cross-device/deny/{id}", post(deny))
         .route("/v1/auth/cross-device/outcome/{id}", get(outcome))
+        .route("/v1/auth/cross-device/qr/{id}", get(qr::image))
+        .merge(pairing::routes())
         .route("/v1/sessions/validate", get(validate))
         .route("/v1/sessions/introspect", post(introspect))
         .route("/v1/sessions/revoke", post(revoke))
@@ -87,6 +92,7 @@ pub fn routes(apps: &Apps) -> Router<AppState> {
     // Public keys: anyone may fetch them, from anywhere, and the SDK caches them for an hour.
     let jwks = Router::new()
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/webauthn", get(related_origins))
         .layer(SetResponseHeaderLayer::overriding(
             CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=3600"),
@@ -114,6 +120,8 @@ fn cors(apps: &Apps) -> CorsLayer {
             HeaderName::from_static("x-polling-token"),
             HeaderName::from_static("x-request-id"),
             HeaderName::from_static("last-event-id"),
+            // Older SDKs send it; it names the app the key already names, so it is not read.
+            HeaderName::from_static("x-app-id"),
         ])
         .expose_headers([RETRY_AFTER])
         .max_age(Duration::from_secs(600))
@@ -125,10 +133,12 @@ fn ok<T>(data: T) -> Json<Envelope<T>> {
 
 /// What a start's body asks for, checked at the edge (see `extract::Starting`).
 trait StartBody: DeserializeOwned + Send {
-    fn start(self, started_by: StartedBy, requester: Requester) -> Result<Start, ApiError>;
+    type Start: Send;
+    fn start(self, started_by: StartedBy, requester: Requester) -> Result<Self::Start, ApiError>;
 }
 
 impl StartBody for InitRequest {
+    type Start = Start;
     fn start(self, started_by: StartedBy, requester: Requester) -> Result<Start, ApiError> {
         let approval_context = self
             .approval_context
@@ -149,6 +159,7 @@ impl StartBody for InitRequest {
 /// A browser's registration may only make a new account; the backend's (secret key) may add a
 /// passkey to the user it names. `Bridge::start` holds that line.
 impl StartBody for InitRegistrationRequest {
+    type Start = Start;
     fn start(self, started_by: StartedBy, requester: Requester) -> Result<Start, ApiError> {
         let external_user_id = self
             .external_user_id
@@ -167,7 +178,7 @@ impl StartBody for InitRegistrationRequest {
 }
 
 /// `init` and `init-registration`.
-async fn start<B: StartBody>(
+async fn start<B: StartBody<Start = Start>>(
     State(state): State<AppState>,
     Starting(app, start, _): Starting<B>,
 ) -> Result<(StatusCode, Json<Envelope<Started>>), ApiError> {
@@ -202,9 +213,10 @@ async fn status(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if stream::wanted(&headers) {
-        return stream::open(&state, id, token, ip, None, &headers, Reveal::Token).await;
+        let viewer = Viewer::Desktop(Some(token));
+        return stream::open(&state, id, viewer, ip, None, &headers, Reveal::Token).await;
     }
-    let observed = state.bridge.observe(&id, token.as_deref()).await?;
+    let observed = state.bridge.observe(&id, Some(&token)).await?;
     Ok(ok(poll_body(observed)?).into_response())
 }
 
@@ -232,7 +244,13 @@ async fn open(
 async fn verify<C: DeserializeOwned + Send + Into<Answer>>(
     State(state): State<AppState>,
     Seen(from): Seen,
-    Answering(app, id, answer, phone, _): Answering<C>,
+    Answering {
+        app,
+        id,
+        answer,
+        phone,
+        ..
+    }: Answering<VerifyRequest<C>>,
 ) -> Result<StatusCode, ApiError> {
     // The SDK's contract answers 204: which passkey it was is for our own page only.
     match state.bridge.answer(&app, &id, &answer, &phone, &from).await {
@@ -250,7 +268,10 @@ async fn cancel(
     Id(id): Id,
     Desktop(_, token): Desktop,
 ) -> Result<StatusCode, ApiError> {
-    state.bridge.cancel(&id, token.as_deref()).await?;
+    state
+        .bridge
+        .cancel(&id, Some(&token), Flow::CrossDevice)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -329,6 +350,25 @@ async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     state.bridge.revoke(&app, &token).await?;
     Ok(StatusCode::OK)
+}
+
+/// WebAuthn's Related Origin Requests document for the rp_id this request's host is: the
+/// origins where passkeys of that rp_id may be used, the same the bridge accepts answers from.
+async fn related_origins(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
+        .map(|a| a.host().to_ascii_lowercase())
+        .ok_or(ApiError::RouteNotFound)?;
+    let origins = state
+        .bridge
+        .related_origins(&host)
+        .ok_or(ApiError::RouteNotFound)?;
+    Ok(Json(serde_json::json!({ "origins": origins })))
 }
 
 async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::ApiError;
-use crate::bridge::{Bridge, BridgeError, Observed, Reveal};
+use crate::bridge::{Bridge, BridgeError, Observed, Reveal, Viewer};
 use crate::limits::StreamSlot;
 use crate::session::{SessionId, State};
 use crate::state::AppState;
@@ -28,12 +28,16 @@ use crate::store::{StoreError, Subscription};
 /// fetch-based reader sends its polling token and nothing else, while its polls also carry
 /// `Authorization` (the contract's §4a and §11.1).
 pub fn wanted(headers: &HeaderMap) -> bool {
-    let accepts_events = headers
+    accepts_events(headers)
+        || (headers.contains_key("x-polling-token") && !headers.contains_key(AUTHORIZATION))
+}
+
+/// Whether `Accept` names event streams, as an `EventSource` sends it.
+pub fn accepts_events(headers: &HeaderMap) -> bool {
+    headers
         .get_all(ACCEPT)
         .iter()
-        .any(|v| v.to_str().is_ok_and(|v| v.contains("text/event-stream")));
-    accepts_events
-        || (headers.contains_key("x-polling-token") && !headers.contains_key(AUTHORIZATION))
+        .any(|v| v.to_str().is_ok_and(|v| v.contains("text/event-stream")))
 }
 
 /// What a reconnecting client says it has seen: `Last-Event-ID` is `<rev>` or `<rev>.expired`.
@@ -69,15 +73,19 @@ impl Seen {
     }
 }
 
-/// The event for one observation (see [`Observed::status`]), with the session's revision as its id.
-fn event(o: &Observed, reveal: Reveal) -> Result<Event, BridgeError> {
-    let status = o.status(reveal)?;
+/// The event for one observation (see [`Observed::status`] and [`Observed::pairing_status`]),
+/// with the session's revision as its id.
+fn event(o: &Observed, viewer: &Viewer, reveal: Reveal) -> Result<Event, BridgeError> {
+    let data = match viewer {
+        Viewer::Desktop(_) => serde_json::to_string(&o.status(reveal)?),
+        Viewer::Initiator(_) => serde_json::to_string(&o.pairing_status()),
+    };
+    let data = data.map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let id = if o.state == State::Expired {
         format!("{}.expired", o.rev)
     } else {
         o.rev.to_string()
     };
-    let data = serde_json::to_string(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(Event::default().id(id).data(data))
 }
 
@@ -87,7 +95,7 @@ struct Watcher {
     _counted: crate::telemetry::OpenStream,
     bridge: Arc<Bridge>,
     id: SessionId,
-    token: Option<String>,
+    viewer: Viewer,
     subscription: Subscription,
     seen: Option<Seen>,
     latest: Option<Observed>,
@@ -110,7 +118,7 @@ impl Watcher {
                 self.done = o.state.is_final();
                 if Seen::is_news(self.seen, &o) {
                     self.seen = Some(Seen::of(&o));
-                    return match event(&o, self.reveal) {
+                    return match event(&o, &self.viewer, self.reveal) {
                         Ok(event) => Some(event),
                         Err(e) => {
                             // The poll answers the same error; the client falls back to it.
@@ -126,7 +134,7 @@ impl Watcher {
                 _ = self.subscription.next() => {}
                 () = tokio::time::sleep_until(self.expires) => {}
             }
-            match self.bridge.observe(&self.id, self.token.as_deref()).await {
+            match self.bridge.look(&self.id, &self.viewer).await {
                 Ok(o) => self.latest = Some(o),
                 Err(e) => {
                     // Gone after retention, or the store failing: the client falls back to polling.
@@ -138,33 +146,34 @@ impl Watcher {
     }
 }
 
-/// The stream of a session for whoever holds its polling token: the API's desktop (`browser`
-/// `None`) or the desktop page of a browser session. An API client proves its token first, so a
-/// stranger who knows the id takes no place and no subscription (a browser session's token was
-/// put there by the bridge itself); then the stream takes its places (per client, per session,
-/// per browser session), held until it ends however it ends.
+/// The stream of a session for `viewer`: whoever holds its polling token (the API's desktop,
+/// `browser` `None`, or the desktop page of a browser session), or a PIN bridge's initiator. An
+/// API client is refused first if its view would be, so a stranger who knows an id takes no
+/// place and no subscription (a browser session's token was put there by the bridge itself);
+/// then the stream takes its places (per client, per session, per browser session), held until
+/// it ends however it ends.
 pub async fn open(
     state: &AppState,
     id: SessionId,
-    token: Option<String>,
+    viewer: Viewer,
     client: IpAddr,
     browser: Option<&str>,
     headers: &HeaderMap,
     reveal: Reveal,
 ) -> Result<Response, ApiError> {
     if browser.is_none() {
-        state.bridge.observe(&id, token.as_deref()).await?;
+        state.bridge.look(&id, &viewer).await?;
     }
     let slots = state
         .streams
         .take_for(state.limiter.limits(), client, &id, browser)?;
-    let (subscription, first) = state.bridge.watch(&id, token.as_deref()).await?;
+    let (subscription, first) = state.bridge.watch(&id, &viewer).await?;
     let watcher = Watcher {
         _slots: slots,
         _counted: crate::telemetry::OpenStream::counted(),
         bridge: state.bridge.clone(),
         id,
-        token,
+        viewer,
         subscription,
         seen: Seen::parse(headers),
         latest: Some(first),
@@ -205,6 +214,7 @@ mod tests {
             completion: None,
             rev,
             expires_in: Duration::ZERO,
+            flow: crate::bridge::Flow::CrossDevice,
         }
     }
 

@@ -55,6 +55,22 @@ pub enum BridgeError {
     UserGone,
     #[error(transparent)]
     ClaimedElsewhere(#[from] ClaimedElsewhere),
+    /// A wrong PIN, counted against the session.
+    #[error("wrong PIN; {remaining} more wrong attempts lock this pairing")]
+    PinMismatch { remaining: u8 },
+    #[error("too many wrong PINs: this pairing is locked; start a new one")]
+    PinLocked,
+    /// The enrollment's ticket or entity is not this session's.
+    #[error("no enrollment ticket matches this session, ticket and entity")]
+    TicketMismatch,
+    /// The enrollment ticket was bound to another browser.
+    #[error("this enrollment ticket was issued for another browser (context_hash)")]
+    ContextMismatch,
+    /// Adding a passkey to a named person is for the integrator's backend alone.
+    #[error(
+        "an enrollment bridge is started by your backend with the secret key (no Origin) and an entity_id"
+    )]
+    EnrollmentNeedsBackend,
     #[error(transparent)]
     Token(#[from] TokenError),
 }

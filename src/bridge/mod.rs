@@ -2,6 +2,7 @@
 
 mod error;
 pub mod keys;
+mod pairing;
 mod phone;
 mod record;
 
@@ -18,8 +19,8 @@ use crate::apps::{App, Apps};
 use crate::passkey::Passkeys;
 use crate::secret;
 use crate::session::{
-    Applied, ApprovalContext, Completion, Event, Kind, NewSession, Requester, Session, SessionId,
-    StartedBy, State, Timestamp,
+    Applied, ApprovalContext, BridgeKind, Completion, Event, Kind, NewSession, Requester, Session,
+    SessionId, StartedBy, State, Timestamp,
 };
 use crate::settings::Settings;
 use crate::store::{Replaced, Store, StoreError, Subscription};
@@ -37,8 +38,11 @@ const CEREMONY_OUTLIVES_SESSION: Duration = Duration::from_secs(60);
 pub const KEY_REFRESH: Duration = Duration::from_secs(10);
 
 pub use error::{BridgeError, SetupError};
+pub use pairing::{
+    PIN_DIGITS, Paired, PairingAnswer, PairingStart, PairingStarted, PinOffer, is_context_hash,
+};
 pub use phone::{Answer, Approved, Open};
-pub use report::{Reveal, wire_status};
+pub use report::{Reveal, pin_status, wire_status};
 
 /// What the desktop asks for when it starts a session.
 #[derive(Clone, Debug)]
@@ -68,6 +72,15 @@ pub struct Opened {
     pub options: serde_json::Value,
 }
 
+/// Who watches a session's status, which decides what they may learn.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Viewer {
+    /// The desktop, proven by its polling token: the token too, once completed.
+    Desktop(Option<String>),
+    /// A PIN bridge's initiator, by the session id alone: how it stands, nothing more.
+    Initiator(BridgeKind),
+}
+
 /// A session as the desktop may see it: its state now, and the completion once there is one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observed {
@@ -77,6 +90,8 @@ pub struct Observed {
     pub rev: u64,
     /// How long, by the store's clock, until the session would expire if nothing else happens.
     pub expires_in: Duration,
+    /// Whose routes the session answers on, which decides how its status is named.
+    pub flow: Flow,
 }
 
 pub struct Bridge {
@@ -152,6 +167,11 @@ impl Bridge {
         &self.apps
     }
 
+    /// The Related Origin Requests origins for `rp_id` (see `Apps::related_origins`).
+    pub fn related_origins(&self, rp_id: &str) -> Option<Vec<String>> {
+        self.apps.related_origins(rp_id, &self.public_origin)
+    }
+
     pub fn jwks(&self) -> serde_json::Value {
         self.tokens.jwks()
     }
@@ -192,6 +212,16 @@ impl Bridge {
                 }
             }
         }
+        self.create(app, start, |_| None).await
+    }
+
+    /// Makes and stores a new session; `pairing` makes it a PIN bridge's (from its id).
+    async fn create(
+        &self,
+        app: &App,
+        start: Start,
+        pairing: impl FnOnce(&SessionId) -> Option<crate::session::Pairing>,
+    ) -> Result<Started, BridgeError> {
         let id = SessionId::from_uuid(uuid::Uuid::new_v4());
         let polling_token = secret::generate("pt_");
         let now = self.store.now().await?;
@@ -205,7 +235,10 @@ impl Bridge {
             started_by: start.started_by,
             requester: start.requester,
         };
-        let session = Session::new(new, now, self.session_ttl);
+        let mut session = Session::new(new, now, self.session_ttl);
+        if let Some(pairing) = pairing(&id) {
+            session = session.paired(pairing);
+        }
         self.store.insert(&session).await?;
         crate::telemetry::session_started(&session);
         Ok(Started {
@@ -223,9 +256,19 @@ impl Bridge {
     ) -> Result<Observed, BridgeError> {
         let loaded = self.store.load(id).await?.ok_or(BridgeError::NotFound)?;
         let session = &loaded.session;
-        if !polling_token.is_some_and(|t| secret::matches(t, &session.polling_token_sha256)) {
+        // A PIN bridge's initiator learns only how it ended (see `observe_pairing`), never the token.
+        if Flow::of(session) != Flow::CrossDevice
+            || !polling_token.is_some_and(|t| secret::matches(t, &session.polling_token_sha256))
+        {
             return Err(BridgeError::NotFound);
         }
+        Ok(self.observed(&loaded).await)
+    }
+
+    /// What a watcher may learn of a loaded session; an expiry is counted by its first reader.
+    async fn observed(&self, loaded: &crate::store::Loaded) -> Observed {
+        let session = &loaded.session;
+        let id = &session.id;
         let state = session.state_at(loaded.now);
         // Nothing is written when a session expires: the first reader to see it counts it.
         if state == State::Expired && crate::telemetry::enabled() {
@@ -235,43 +278,89 @@ impl Bridge {
                 Err(e) => tracing::debug!(error = %e, "could not note an expiry"),
             }
         }
-        Ok(Observed {
+        Observed {
             state,
             completion: session.completion().filter(|_| state == State::Completed),
             rev: loaded.rev,
             expires_in: loaded.now.until(session.expires_at),
-        })
+            flow: Flow::of(session),
+        }
+    }
+
+    /// A PIN bridge's status, for whoever knows the session id: the SDK's `EventSource` can send
+    /// nothing else. It says how the pairing stands and never carries the token or the user.
+    pub async fn observe_pairing(
+        &self,
+        id: &SessionId,
+        bridge: BridgeKind,
+    ) -> Result<Observed, BridgeError> {
+        let loaded = self.store.load(id).await?.ok_or(BridgeError::NotFound)?;
+        if Flow::of(&loaded.session) != Flow::Pin(bridge) {
+            return Err(BridgeError::NotFound);
+        }
+        let mut observed = self.observed(&loaded).await;
+        observed.completion = None;
+        Ok(observed)
+    }
+
+    /// What `viewer` may see of the session now.
+    pub async fn look(&self, id: &SessionId, viewer: &Viewer) -> Result<Observed, BridgeError> {
+        match viewer {
+            Viewer::Desktop(token) => self.observe(id, token.as_deref()).await,
+            Viewer::Initiator(bridge) => self.observe_pairing(id, *bridge).await,
+        }
     }
 
     /// Subscribes to the session's changes, then reads it: in that order, so no change can fall
-    /// between the two. Refused exactly as [`Bridge::observe`] refuses.
+    /// between the two. Refused exactly as [`Bridge::look`] refuses.
     pub async fn watch(
         &self,
         id: &SessionId,
-        polling_token: Option<&str>,
+        viewer: &Viewer,
     ) -> Result<(Subscription, Observed), BridgeError> {
         let subscription = self.store.subscribe(id).await?;
-        let first = self.observe(id, polling_token).await?;
+        let first = self.look(id, viewer).await?;
         Ok((subscription, first))
+    }
+
+    /// The address a cross-device session's QR code holds, while it can still be scanned.
+    pub async fn qr_of(&self, id: &SessionId) -> Result<String, BridgeError> {
+        let loaded = self.store.load(id).await?.ok_or(BridgeError::NotFound)?;
+        let session = &loaded.session;
+        if Flow::of(session) != Flow::CrossDevice {
+            return Err(BridgeError::NotFound);
+        }
+        session.accepts(crate::session::EventKind::Scan, loaded.now)?;
+        let app = self
+            .apps
+            .get(&session.app_id)
+            .ok_or(BridgeError::NotFound)?;
+        Ok(self.qr_url(app, id))
     }
 
     /// The app a session belongs to: what the hosted approval page needs before anything else.
     pub async fn app_of(&self, id: &SessionId) -> Result<Arc<App>, BridgeError> {
         let loaded = self.store.load(id).await?.ok_or(BridgeError::NotFound)?;
+        if Flow::of(&loaded.session) != Flow::CrossDevice {
+            return Err(BridgeError::NotFound);
+        }
         self.apps
             .get(&loaded.session.app_id)
             .cloned()
             .ok_or(BridgeError::NotFound)
     }
 
-    /// The desktop gives up. Repeating it is harmless.
+    /// The desktop (or a PIN bridge's initiator) gives up. Repeating it is harmless.
     pub async fn cancel(
         &self,
         id: &SessionId,
         polling_token: Option<&str>,
+        flow: Flow,
     ) -> Result<(), BridgeError> {
         self.update(id, |s, now| {
-            if !polling_token.is_some_and(|t| secret::matches(t, &s.polling_token_sha256)) {
+            if Flow::of(s) != flow
+                || !polling_token.is_some_and(|t| secret::matches(t, &s.polling_token_sha256))
+            {
                 return Err(BridgeError::NotFound);
             }
             Ok(s.apply(Event::Cancel, now)?)
@@ -307,9 +396,33 @@ impl Bridge {
     }
 }
 
-/// Another app's session is reported as unknown, so ids cannot be probed across apps.
+/// Which routes may act on a session: the cross-device ones, or one PIN bridge's. Every other
+/// route finds it unknown, so a PIN bridge's session is never opened without its PIN, and a
+/// cross-device one never through a PIN bridge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    CrossDevice,
+    Pin(BridgeKind),
+}
+
+impl Flow {
+    pub fn of(session: &Session) -> Flow {
+        match session.pairing() {
+            None => Flow::CrossDevice,
+            Some(p) => Flow::Pin(p.bridge),
+        }
+    }
+}
+
+/// A cross-device session of `app`; see [`belongs`].
 fn owned_by(session: &Session, app: &App) -> Result<(), BridgeError> {
-    if session.app_id == app.id {
+    belongs(session, app, Flow::CrossDevice)
+}
+
+/// Another app's session, or another flow's, is reported as unknown, so ids cannot be probed
+/// across apps and no route acts on a session of another flow.
+fn belongs(session: &Session, app: &App, flow: Flow) -> Result<(), BridgeError> {
+    if session.app_id == app.id && Flow::of(session) == flow {
         Ok(())
     } else {
         Err(BridgeError::NotFound)

@@ -3,7 +3,9 @@
 use uuid::Uuid;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
-use super::{Bridge, BridgeError, CEREMONY_OUTLIVES_SESSION, MAX_ATTEMPTS, Opened, owned_by};
+use super::{
+    Bridge, BridgeError, CEREMONY_OUTLIVES_SESSION, Flow, MAX_ATTEMPTS, Opened, belongs, owned_by,
+};
 use crate::account::{Ceremony, StoredPasskey, User, user_handle, user_id};
 use crate::apps::App;
 use crate::audit::{Action, AuditEvent};
@@ -14,13 +16,16 @@ use crate::session::{
 use crate::session::{Requester, Timestamp};
 use crate::store::{Created, Loaded, Replaced};
 
-/// The passkey that approved, so the phone can say which of the person's devices it was.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The passkey that approved, so the phone can say which of the person's devices it was, and
+/// what the session completed with (a PIN bridge hands it to the approving device).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Approved {
     /// When the passkey was made.
     pub passkey_created_at: Timestamp,
     /// It was made by this very answer.
     pub new: bool,
+    pub credential_id: Vec<u8>,
+    pub completion: Completion,
 }
 
 /// How the phone opens a session.
@@ -77,10 +82,24 @@ impl Bridge {
         by: &str,
         from: &Requester,
     ) -> Result<Approved, BridgeError> {
+        self.answer_in(Flow::CrossDevice, app, id, answer, by, from)
+            .await
+    }
+
+    /// An answer to a session of `flow`.
+    pub(super) async fn answer_in(
+        &self,
+        flow: Flow,
+        app: &App,
+        id: &SessionId,
+        answer: &Answer,
+        by: &str,
+        from: &Requester,
+    ) -> Result<Approved, BridgeError> {
         match answer {
-            Answer::SignIn(credential) => self.verify(app, id, credential, by, from).await,
+            Answer::SignIn(credential) => self.verify(flow, app, id, credential, by, from).await,
             Answer::Register(credential) => {
-                self.verify_registration(app, id, credential, by, from)
+                self.verify_registration(flow, app, id, credential, by, from)
                     .await
             }
         }
@@ -95,6 +114,16 @@ impl Bridge {
         by: &str,
     ) -> Result<Opened, BridgeError> {
         let session = self.scan(app, id, by).await?;
+        self.ceremony_for(app, session).await
+    }
+
+    /// The challenge for a session just opened: sign in, or create a passkey (for the user its
+    /// app's backend named, when there is one).
+    pub(super) async fn ceremony_for(
+        &self,
+        app: &App,
+        session: Session,
+    ) -> Result<Opened, BridgeError> {
         let (options, ceremony) = match session.kind {
             Kind::Auth => self.passkeys.start_sign_in(app)?,
             Kind::Registration => {
@@ -192,6 +221,7 @@ impl Bridge {
     /// Any refusal leaves the session `Scanned`: reopening the page gives a new challenge.
     async fn verify(
         &self,
+        flow: Flow,
         app: &App,
         id: &SessionId,
         response: &PublicKeyCredential,
@@ -199,7 +229,7 @@ impl Bridge {
         from: &Requester,
     ) -> Result<Approved, BridgeError> {
         refuse_cross_origin(&response.response.client_data_json)?;
-        let (loaded, ceremony) = self.take_ceremony(app, id, by).await?;
+        let (loaded, ceremony) = self.take_ceremony(flow, app, id, by).await?;
         let Ceremony::SignIn(state) = ceremony else {
             return Err(BridgeError::WrongCeremony);
         };
@@ -224,13 +254,16 @@ impl Bridge {
                     .finish_sign_in(app, state.clone(), response, &passkey.passkey)?;
             passkey.passkey.update_credential(&result);
             passkey.last_used_at = Some(loaded.now);
-            let approved = Approved {
-                passkey_created_at: passkey.created_at,
-                new: false,
-            };
+            let passkey_created_at = passkey.created_at;
             match self.store.replace_user(&stored.user, stored.rev).await? {
                 Replaced::Done => {
-                    self.complete(app, id, &stored.user).await?;
+                    let completion = self.complete(flow, app, id, &stored.user).await?;
+                    let approved = Approved {
+                        passkey_created_at,
+                        new: false,
+                        credential_id: credential_id.to_vec(),
+                        completion,
+                    };
                     let event = AuditEvent::new(Action::SignIn, &app.id, loaded.now)
                         .of_session(&loaded.session)
                         .user(owner.as_str())
@@ -250,6 +283,7 @@ impl Bridge {
     /// app's backend named) and complete the session as that user.
     async fn verify_registration(
         &self,
+        flow: Flow,
         app: &App,
         id: &SessionId,
         response: &RegisterPublicKeyCredential,
@@ -257,7 +291,7 @@ impl Bridge {
         from: &Requester,
     ) -> Result<Approved, BridgeError> {
         refuse_cross_origin(&response.response.client_data_json)?;
-        let (Loaded { session, now, .. }, ceremony) = self.take_ceremony(app, id, by).await?;
+        let (Loaded { session, now, .. }, ceremony) = self.take_ceremony(flow, app, id, by).await?;
         let started = AuditEvent::new(Action::Registration, &app.id, now).of_session(&session);
         let Ceremony::Register {
             state,
@@ -289,16 +323,22 @@ impl Bridge {
                 Created::Exists => return Err(BridgeError::Contended),
             }
         };
-        self.complete(app, id, &user).await?;
-        let event = started.user(user.id.as_str()).phone(from);
-        let event = match user.passkeys.last() {
-            Some(made) => event.passkey(made.passkey.cred_id().as_slice()),
-            None => event,
-        };
+        let completion = self.complete(flow, app, id, &user).await?;
+        let credential_id = user
+            .passkeys
+            .last()
+            .map(|made| made.passkey.cred_id().to_vec())
+            .unwrap_or_default();
+        let event = started
+            .user(user.id.as_str())
+            .phone(from)
+            .passkey(&credential_id);
         self.recorder.record(event).await;
         Ok(Approved {
             passkey_created_at: now,
             new: true,
+            credential_id,
+            completion,
         })
     }
 
@@ -330,12 +370,13 @@ impl Bridge {
     /// it can be answered once. A dead session keeps its challenge unspent and says why.
     async fn take_ceremony(
         &self,
+        flow: Flow,
         app: &App,
         id: &SessionId,
         by: &str,
     ) -> Result<(Loaded, Ceremony), BridgeError> {
         let loaded = self.store.load(id).await?.ok_or(BridgeError::NotFound)?;
-        owned_by(&loaded.session, app)?;
+        belongs(&loaded.session, app, flow)?;
         loaded.session.check_claim(by)?;
         loaded.session.accepts(EventKind::Complete, loaded.now)?;
 
@@ -349,7 +390,13 @@ impl Bridge {
 
     /// Mints the token and completes the session in one compare-and-set: if the session was
     /// cancelled or expired meanwhile, the token is dropped unseen.
-    async fn complete(&self, app: &App, id: &SessionId, user: &User) -> Result<(), BridgeError> {
+    async fn complete(
+        &self,
+        flow: Flow,
+        app: &App,
+        id: &SessionId,
+        user: &User,
+    ) -> Result<Completion, BridgeError> {
         let token = self.tokens.mint(
             user.id.as_str(),
             user.external_user_id.as_deref(),
@@ -361,11 +408,11 @@ impl Bridge {
             session_token: token,
         };
         self.update(id, |s, now| {
-            owned_by(s, app)?;
+            belongs(s, app, flow)?;
             Ok(s.apply(Event::Complete(done.clone()), now)?)
         })
-        .await
-        .map(drop)
+        .await?;
+        Ok(done)
     }
 
     /// What became of a session, for the phone that opened it: after an answer failed on our

@@ -3,7 +3,7 @@
 use super::{BridgeError, Observed};
 use crate::session::State;
 use crate::store::StoreError;
-use crate::wire::{Status, WireStatus};
+use crate::wire::{PairingStatus, PinStatus, Status, WireStatus};
 
 /// Whether a completed status carries the session token: the API's desktop receives it; the
 /// desktop page's stream and the page itself name the user only (the token never reaches a page).
@@ -24,7 +24,27 @@ pub fn wire_status(state: State) -> WireStatus {
     }
 }
 
+/// A state as a PIN bridge names it: opened means the PIN was proven, and its one way to be
+/// denied is the lock.
+pub fn pin_status(state: State) -> PinStatus {
+    match state {
+        State::Pending => PinStatus::Pending,
+        State::Scanned => PinStatus::PinVerified,
+        State::Completed => PinStatus::Completed,
+        State::Denied => PinStatus::PinLocked,
+        State::Cancelled => PinStatus::Cancelled,
+        State::Expired => PinStatus::Expired,
+    }
+}
+
 impl Observed {
+    /// A PIN bridge's status: how it stands, never who or with what token.
+    pub fn pairing_status(&self) -> PairingStatus {
+        PairingStatus {
+            status: pin_status(self.state),
+        }
+    }
+
     /// The status as the SDK reads it (`pending`, with `scanned` once the phone opened the
     /// page; `completed` with the user, and the token when revealed), plus the endings our own
     /// stream and pages report. A completed session that lost its token is a corrupt store,
@@ -60,6 +80,7 @@ mod tests {
             completion,
             rev: 1,
             expires_in: Duration::ZERO,
+            flow: crate::bridge::Flow::CrossDevice,
         }
     }
 
@@ -87,6 +108,20 @@ mod tests {
             );
             assert_eq!(status.session_token.is_some(), state == State::Completed);
         }
+    }
+
+    #[test]
+    fn a_pairing_has_the_sdks_six_statuses_and_no_token() {
+        let mut seen = std::collections::HashSet::new();
+        for state in State::ALL {
+            let status = observed(state, done()).pairing_status();
+            seen.insert(status.status);
+            let json = serde_json::to_string(&status).unwrap();
+            assert!(!json.contains("tok") && !json.contains("usr_"), "{json}");
+        }
+        assert_eq!(seen.len(), 6, "one status per state");
+        assert_eq!(pin_status(State::Scanned), PinStatus::PinVerified);
+        assert_eq!(pin_status(State::Denied), PinStatus::PinLocked);
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub struct Limits {
     pub init_per_client: Rate,
     /// Phone requests (context, sign-up, verify, deny) per client.
     pub phone_per_client: Rate,
+    /// PINs offered to PIN bridges per client, right or wrong: beside the per-session lock, so
+    /// that one network cannot guess across many sessions.
+    pub pin_per_client: Rate,
     /// IPv6 clients are counted by this prefix (a /64 is what one home or phone gets), so one
     /// network's many addresses are one client.
     pub ipv6_prefix: u8,
@@ -82,6 +85,7 @@ impl Default for Limits {
             init_per_key: rate(1200, 60),
             init_per_client: rate(60, 60),
             phone_per_client: rate(120, 60),
+            pin_per_client: rate(20, 600),
             ipv6_prefix: 64,
             streams_per_session: 10,
             streams_per_browser: 10,
@@ -99,6 +103,8 @@ pub enum Operation<'a> {
     Status { polling_token: Option<&'a str> },
     /// The phone acting on a session: the API's phone calls and the approval page alike.
     Phone,
+    /// A PIN offered to a PIN bridge: a phone request, and one guess.
+    Pin,
 }
 
 impl<'a> Operation<'a> {
@@ -120,6 +126,7 @@ impl<'a> Operation<'a> {
                 .chain(polling_token.map(Bucket::StatusToken))
                 .collect(),
             Operation::Phone => vec![Bucket::PhoneClient(client)],
+            Operation::Pin => vec![Bucket::PhoneClient(client), Bucket::PinClient(client)],
         }
     }
 }
@@ -132,6 +139,7 @@ enum Bucket<'a> {
     InitKey(&'a str),
     InitClient(IpAddr),
     PhoneClient(IpAddr),
+    PinClient(IpAddr),
 }
 
 impl Bucket<'_> {
@@ -142,6 +150,7 @@ impl Bucket<'_> {
             Bucket::InitKey(_) => limits.init_per_key,
             Bucket::InitClient(_) => limits.init_per_client,
             Bucket::PhoneClient(_) => limits.phone_per_client,
+            Bucket::PinClient(_) => limits.pin_per_client,
         }
     }
 
@@ -153,6 +162,7 @@ impl Bucket<'_> {
             Bucket::InitKey(_) => "init_per_key",
             Bucket::InitClient(_) => "init_per_client",
             Bucket::PhoneClient(_) => "phone_per_client",
+            Bucket::PinClient(_) => "pin_per_client",
         }
     }
 
@@ -165,6 +175,7 @@ impl Bucket<'_> {
             Bucket::InitKey(k) => ("ik", secret::digest(k)),
             Bucket::InitClient(ip) => ("ic", client(ip)),
             Bucket::PhoneClient(ip) => ("pc", client(ip)),
+            Bucket::PinClient(ip) => ("pn", client(ip)),
         };
         format!("{kind}:{}", &value[..32])
     }
@@ -328,6 +339,7 @@ mod tests {
         };
         assert_eq!(kinds(unnamed), ["sc"]);
         assert_eq!(kinds(Operation::Phone), ["pc"]);
+        assert_eq!(kinds(Operation::Pin), ["pc", "pn"]);
     }
 
     #[test]

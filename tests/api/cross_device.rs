@@ -17,7 +17,7 @@ both_stores!(
     init_checks_key_and_origin,
     cors_answers_allowed_origins_only,
     status_follows_the_session,
-    a_wrong_or_missing_polling_token_looks_like_an_unknown_session,
+    a_wrong_polling_token_looks_like_an_unknown_session_and_none_is_named,
     context_shows_the_app_and_message_and_marks_the_session_scanned,
     another_apps_key_cannot_see_or_touch_a_session,
     cancel_and_deny_are_idempotent_and_exclusive,
@@ -166,17 +166,31 @@ async fn cors_answers_allowed_origins_only(backend: Backend) {
         )
         .header("Origin", origin)
         .header("Access-Control-Request-Method", "GET")
-        .header("Access-Control-Request-Headers", "x-polling-token")
+        .header(
+            "Access-Control-Request-Headers",
+            "x-polling-token, x-app-id",
+        )
         .send()
     };
     let ok = preflight(SHOP_ORIGIN).await.unwrap();
     assert!(ok.status().is_success());
     assert_eq!(ok.headers()["access-control-allow-origin"], SHOP_ORIGIN);
+    // Older SDKs send X-App-Id: their preflights must pass.
+    let allowed = ok.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap();
     assert!(
-        ok.headers()["access-control-allow-headers"]
-            .to_str()
-            .unwrap()
-            .contains("x-polling-token")
+        allowed.contains("x-polling-token") && allowed.contains("x-app-id"),
+        "{allowed}"
+    );
+    let with_app_id = app
+        .shop_request(Method::POST, "/v1/auth/cross-device/init")
+        .header("X-App-Id", "not-even-this-app")
+        .json(&json!({}));
+    assert_eq!(
+        reply(with_app_id).await.0,
+        StatusCode::CREATED,
+        "and it is not read"
     );
     let refused = preflight("https://evil.test").await.unwrap();
     assert!(
@@ -219,7 +233,7 @@ async fn status_follows_the_session(backend: Backend) {
     );
 }
 
-async fn a_wrong_or_missing_polling_token_looks_like_an_unknown_session(backend: Backend) {
+async fn a_wrong_polling_token_looks_like_an_unknown_session_and_none_is_named(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let s = app.init().await;
     let other = app.init().await;
@@ -228,7 +242,6 @@ async fn a_wrong_or_missing_polling_token_looks_like_an_unknown_session(backend:
         .await;
     assert_error(&unknown, StatusCode::NOT_FOUND, "qr_session_not_found");
     for token in [
-        None,
         Some(""),
         Some("pt_wrong"),
         Some(other.polling_token.as_str()),
@@ -239,6 +252,26 @@ async fn a_wrong_or_missing_polling_token_looks_like_an_unknown_session(backend:
             "token {token:?}"
         );
     }
+    // No token at all names no session: a clear 400 the SDK maps, alike for a real and a made-up id.
+    for id in [s.session_id.as_str(), &uuid::Uuid::new_v4().to_string()] {
+        let missing = app.status(id, None).await;
+        assert_error(
+            &missing,
+            StatusCode::BAD_REQUEST,
+            "qr_polling_token_required",
+        );
+    }
+    let stream = app
+        .request(
+            Method::GET,
+            &format!("/v1/auth/cross-device/status/{}", s.session_id),
+        )
+        .header("Accept", "text/event-stream");
+    assert_error(
+        &reply(stream).await,
+        StatusCode::BAD_REQUEST,
+        "qr_polling_token_required",
+    );
     // The same holds for cancel, and a refused cancel changes nothing.
     let refused = app.cancel(&s.session_id, &other.polling_token).await;
     assert_eq!(refused, unknown);

@@ -77,7 +77,7 @@ pub fn key_ring_json() -> &'static str {
 
 /// Limits far above what any test sends from its one address; limit tests set their own.
 pub const RELAXED_LIMITS: &str = "[limits]\nstatus_per_token = \"100000/1m\"\nstatus_per_client = \"100000/1m\"\n\
-                       init_per_key = \"100000/1m\"\ninit_per_client = \"100000/1m\"\nphone_per_client = \"100000/1m\"";
+                       init_per_key = \"100000/1m\"\ninit_per_client = \"100000/1m\"\nphone_per_client = \"100000/1m\"\npin_per_client = \"100000/1m\"";
 
 /// Two apps: "shop" on the hosted page (open sign-up), "own" with its own approval page.
 /// `extra` goes before the apps: top-level keys first, then any tables (e.g. `[limits]`).
@@ -402,7 +402,49 @@ impl TestApp {
         app
     }
 
+    /// A bridge with settings of the test's own (`toml`, given this bridge's data directory).
+    pub async fn spawn_settings(
+        backend: Backend,
+        toml: impl FnOnce(&std::path::Path) -> String,
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = format!("qrbtest-{}", uuid::Uuid::new_v4().simple());
+        let text = format!("redis_prefix = \"{prefix}\"\n{}", toml(dir.path()));
+        let settings = Settings::from_toml(&text).expect("test settings");
+        let mut app = Self::start(backend, settings, redis_url(), "127.0.0.1:0").await;
+        app._cleanup = (backend == Backend::Redis).then(|| RedisCleanup(prefix, redis_url()));
+        app._dir = Some(dir);
+        app
+    }
+
+    /// The same deployment started again with other settings (an app's, changed), on the same
+    /// store: what it kept (users, passkeys, keys) is there, on either backend.
+    pub async fn restarted_with(&self, toml: &str) -> Self {
+        let mut settings = Settings::from_toml(toml).expect("test settings");
+        settings.redis_prefix = self.settings.redis_prefix.clone();
+        let mut app = Self::start_on(
+            self.backend,
+            settings,
+            self.redis_url.clone(),
+            "127.0.0.1:0",
+            Some(self.store.inner.clone()),
+        )
+        .await;
+        app.clock = self.clock.clone();
+        app
+    }
+
     async fn start(backend: Backend, settings: Settings, redis_url: String, bind: &str) -> Self {
+        Self::start_on(backend, settings, redis_url, bind, None).await
+    }
+
+    async fn start_on(
+        backend: Backend,
+        settings: Settings,
+        redis_url: String,
+        bind: &str,
+        existing: Option<Arc<dyn Store>>,
+    ) -> Self {
         let prefix = settings.redis_prefix.clone();
         // The embedded store and its rate windows share one clock a test may turn.
         let clock = match backend {
@@ -410,6 +452,11 @@ impl TestApp {
             Backend::Redis => Clock::system(),
         };
         let (inner, redis, counter): (Arc<dyn Store>, _, Arc<dyn Counter>) = match backend {
+            Backend::Memory if existing.is_some() => (
+                existing.clone().unwrap(),
+                None,
+                Arc::new(MemoryCounter::new(clock.clone())),
+            ),
             Backend::Memory => (
                 Arc::new(MemoryStore::in_memory(clock.clone())),
                 None,

@@ -7,15 +7,13 @@ use axum::extract::{Path, State as Extract};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use leptos::prelude::{ServerFnError, expect_context};
-use qrcode::render::svg;
-use qrcode::{EcLevel, QrCode};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session as WebSession;
 
 use super::{AppLabel, Desk, Ending, Waiting};
 use crate::api::{ApiError, ClientIp, stream};
 use crate::apps::App;
-use crate::bridge::{BridgeError, Reveal, Start};
+use crate::bridge::{BridgeError, Flow, Reveal, Start, Viewer};
 use crate::limits::Operation;
 use crate::session::{Kind, Requester, SessionId, StartedBy};
 use crate::state::AppState;
@@ -59,15 +57,7 @@ fn signed_in_key(app: &App) -> String {
 
 /// The QR code of `url` as SVG: medium error correction survives a glare or a smudge.
 fn qr_svg(url: &str) -> String {
-    QrCode::with_error_correction_level(url, EcLevel::M)
-        .map(|code| {
-            code.render::<svg::Color<'_>>()
-                .min_dimensions(264, 264)
-                .dark_color(svg::Color("#0b0d12"))
-                .light_color(svg::Color("#ffffff"))
-                .build()
-        })
-        .unwrap_or_default()
+    crate::api::qr::svg(url, crate::api::qr::DEFAULT_SIZE)
 }
 
 fn label(app: &App) -> AppLabel {
@@ -281,7 +271,7 @@ pub async fn cancel(app_id: &str) -> Result<Desk, ServerFnError> {
         let _ = page
             .state
             .bridge
-            .cancel(&id, Some(&slot.polling_token))
+            .cancel(&id, Some(&slot.polling_token), Flow::CrossDevice)
             .await;
     }
     refresh(app_id).await
@@ -340,7 +330,7 @@ async fn desk_stream(
     stream::open(
         state,
         id,
-        Some(slot.polling_token),
+        Viewer::Desktop(Some(slot.polling_token)),
         ip,
         Some(&browser),
         headers,
