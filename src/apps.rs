@@ -424,18 +424,24 @@ impl Apps {
         self.by_id.values()
     }
 
-    /// WebAuthn's Related Origin Requests document for `rp_id` (`{"origins":[…]}`): the ceremony
-    /// origins of every app whose passkeys belong to it, or `None` when no app's do.
+    /// WebAuthn's Related Origin Requests document for `rp_id` (`{"origins":[…]}`): the bridge's
+    /// own origin and the approval page of every app whose passkeys belong to `rp_id`, or `None`
+    /// when no app's do. Desktop pages (`allowed_origins`) run no ceremony, so they are left out:
+    /// every origin listed is one more place a browser lets that rp_id's passkeys be used.
     pub fn related_origins(&self, rp_id: &str, bridge_origin: &str) -> Option<Vec<String>> {
         let mut apps: Vec<&Arc<App>> = self.iter().filter(|a| a.rp_id == rp_id).collect();
         if apps.is_empty() {
             return None;
         }
         apps.sort_by(|a, b| a.id.cmp(&b.id));
-        let mut origins = Vec::new();
-        for origin in apps.iter().flat_map(|a| a.ceremony_origins(bridge_origin)) {
-            if !origins.contains(&origin) {
-                origins.push(origin);
+        let mut origins = vec![bridge_origin.to_owned()];
+        for page in apps
+            .iter()
+            .filter_map(|a| a.primary_qr_base_url.as_ref())
+            .map(|u| u.origin().ascii_serialization())
+        {
+            if !origins.contains(&page) {
+                origins.push(page);
             }
         }
         Some(origins)

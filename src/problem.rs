@@ -188,7 +188,7 @@ impl Problem {
                     .shown("Open this on the browser it was meant for", SCAN_AGAIN)
             }
             BridgeError::EnrollmentNeedsBackend => {
-                Problem::new(S::UNAUTHORIZED, "unauthorized", sentence(e))
+                Problem::new(S::FORBIDDEN, "forbidden", sentence(e))
             }
             BridgeError::SignupOnRegistration => {
                 Problem::new(S::CONFLICT, "qr_invalid_state", sentence(e)).shown(

@@ -92,7 +92,6 @@ pub fn routes(apps: &Apps) -> Router<AppState> {
     // Public keys: anyone may fetch them, from anywhere, and the SDK caches them for an hour.
     let jwks = Router::new()
         .route("/.well-known/jwks.json", get(jwks))
-        .route("/.well-known/webauthn", get(related_origins))
         .layer(SetResponseHeaderLayer::overriding(
             CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=3600"),
@@ -102,7 +101,14 @@ pub fn routes(apps: &Apps) -> Router<AppState> {
                 .allow_origin(tower_http::cors::Any)
                 .allow_methods([Method::GET]),
         );
-    v1.merge(jwks)
+    let related = Router::new()
+        .route("/.well-known/webauthn", get(related_origins))
+        .layer(
+            CorsLayer::new()
+                .allow_origin(tower_http::cors::Any)
+                .allow_methods([Method::GET]),
+        );
+    v1.merge(jwks).merge(related)
 }
 
 /// Browsers on any app's allowed origin may call the API; which app a request speaks for is
@@ -352,23 +358,19 @@ async fn revoke(
     Ok(StatusCode::OK)
 }
 
-/// WebAuthn's Related Origin Requests document for the rp_id this request's host is: the
-/// origins where passkeys of that rp_id may be used, the same the bridge accepts answers from.
-async fn related_origins(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
-        .map(|a| a.host().to_ascii_lowercase())
-        .ok_or(ApiError::RouteNotFound)?;
+/// WebAuthn's Related Origin Requests document of the rp_id that is the bridge's host: the
+/// origins where its passkeys may be used. Kept an hour when there is one; a 404 is not kept.
+async fn related_origins(State(state): State<AppState>) -> Result<Response, ApiError> {
     let origins = state
         .bridge
-        .related_origins(&host)
+        .related_origins()
         .ok_or(ApiError::RouteNotFound)?;
-    Ok(Json(serde_json::json!({ "origins": origins })))
+    let mut response = Json(serde_json::json!({ "origins": origins })).into_response();
+    response.headers_mut().insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    Ok(response)
 }
 
 async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {

@@ -14,6 +14,7 @@ use super::extract::{
     Starting,
 };
 use super::{ApiError, PinBridgeError, StartBody, ok, stream};
+use crate::bridge::BridgeError;
 use crate::bridge::{Flow, PairingAnswer, PairingStart, PinOffer, Reveal, Viewer, iso8601};
 use crate::limits::Operation;
 use crate::session::{
@@ -35,14 +36,6 @@ pub fn routes() -> Router<AppState> {
         ("/v1/enrollment-bridge", BridgeKind::Enrollment),
     ] {
         router = router
-            .route(
-                &format!("{prefix}/init"),
-                post(
-                    move |s: State<AppState>, start: OnPinBody<Starting<PairingInitRequest>>| {
-                        init(s, bridge, start)
-                    },
-                ),
-            )
             .route(
                 &format!("{prefix}/context/{{id}}"),
                 get(
@@ -77,54 +70,92 @@ pub fn routes() -> Router<AppState> {
             );
     }
     router
+        .route("/v1/auth-bridge/init", post(init::<AuthInit>))
+        .route("/v1/enrollment-bridge/init", post(init::<EnrollmentInit>))
         .route("/v1/auth-bridge/complete", post(complete_auth))
         .route("/v1/enrollment-bridge/complete", post(complete_enrollment))
 }
 
-/// An init body as the start limits count it (see `extract::Starting`): the bridge is set by
-/// the route, the rest checked here.
-impl StartBody for PairingInitRequest {
+/// `/v1/auth-bridge/init`'s body: a sign-in for whoever proves the PIN, so it names nobody.
+#[derive(serde::Deserialize)]
+#[serde(transparent)]
+struct AuthInit(PairingInitRequest);
+
+/// `/v1/enrollment-bridge/init`'s body: for the person the app's backend names.
+#[derive(serde::Deserialize)]
+#[serde(transparent)]
+struct EnrollmentInit(PairingInitRequest);
+
+/// Both inits as the start limits count them (see `extract::Starting`): checked here, so a
+/// refused one (a browser enrolling, a sign-in naming a person) counts nothing.
+impl StartBody for AuthInit {
     type Start = PairingStart;
     fn start(self, started_by: StartedBy, requester: Requester) -> Result<PairingStart, ApiError> {
-        let approval_context = self
-            .approval_context
-            .as_deref()
-            .map(ApprovalContext::parse)
-            .transpose()?
-            .flatten();
-        let entity_id = self
-            .entity_id
-            .as_deref()
-            .map(parse_external_user_id)
-            .transpose()?
-            .flatten();
-        if let Some(hash) = &self.context_hash
-            && !crate::bridge::is_context_hash(hash)
-        {
+        let body = self.0;
+        if body.entity_id.is_some() || body.context_hash.is_some() {
             return Err(ApiError::Validation(
-                "context_hash must be 64 lower-case hex digits, as the SDK's getContextHash() gives".into(),
+                "an auth bridge signs in whoever proves the PIN with a passkey of the app: it takes \
+                 no entity_id or context_hash (those are the enrollment bridge's)"
+                    .into(),
             ));
         }
-        Ok(PairingStart {
-            bridge: BridgeKind::Auth,
-            approval_context,
-            entity_id,
-            context_hash: self.context_hash,
-            started_by,
-            requester,
-        })
+        pairing_start(BridgeKind::Auth, body, started_by, requester)
     }
 }
 
-async fn init(
-    State(state): State<AppState>,
+impl StartBody for EnrollmentInit {
+    type Start = PairingStart;
+    fn start(self, started_by: StartedBy, requester: Requester) -> Result<PairingStart, ApiError> {
+        if started_by != StartedBy::Backend || self.0.entity_id.is_none() {
+            return Err(BridgeError::EnrollmentNeedsBackend.into());
+        }
+        pairing_start(BridgeKind::Enrollment, self.0, started_by, requester)
+    }
+}
+
+fn pairing_start(
     bridge: BridgeKind,
-    OnPinBody(Starting(app, mut start, _)): OnPinBody<Starting<PairingInitRequest>>,
+    body: PairingInitRequest,
+    started_by: StartedBy,
+    requester: Requester,
+) -> Result<PairingStart, ApiError> {
+    let approval_context = body
+        .approval_context
+        .as_deref()
+        .map(ApprovalContext::parse)
+        .transpose()?
+        .flatten();
+    let entity_id = body
+        .entity_id
+        .as_deref()
+        .map(parse_external_user_id)
+        .transpose()?
+        .flatten();
+    if let Some(hash) = &body.context_hash
+        && !crate::bridge::is_context_hash(hash)
+    {
+        return Err(ApiError::Validation(
+            "context_hash must be 64 lower-case hex digits, as the SDK's getContextHash() gives"
+                .into(),
+        ));
+    }
+    Ok(PairingStart {
+        bridge,
+        approval_context,
+        entity_id,
+        context_hash: body.context_hash,
+        started_by,
+        requester,
+    })
+}
+
+async fn init<B: StartBody<Start = PairingStart>>(
+    State(state): State<AppState>,
+    OnPinBody(Starting(app, start, _)): OnPinBody<Starting<B>>,
 ) -> Reply<(
     StatusCode,
     axum::Json<crate::wire::Envelope<PairingStarted>>,
 )> {
-    start.bridge = bridge;
     let s = state.bridge.start_pairing(&app, start).await?;
     Ok((
         StatusCode::CREATED,

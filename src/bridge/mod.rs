@@ -167,9 +167,12 @@ impl Bridge {
         &self.apps
     }
 
-    /// The Related Origin Requests origins for `rp_id` (see `Apps::related_origins`).
-    pub fn related_origins(&self, rp_id: &str) -> Option<Vec<String>> {
-        self.apps.related_origins(rp_id, &self.public_origin)
+    /// The Related Origin Requests origins of the rp_id that is the bridge's own host (see
+    /// `Apps::related_origins`): the only rp_id whose `/.well-known/webauthn` the bridge is
+    /// reached at. None when no app's passkeys belong to it.
+    pub fn related_origins(&self) -> Option<Vec<String>> {
+        let host = Url::parse(&self.public_origin).ok()?.host_str()?.to_owned();
+        self.apps.related_origins(&host, &self.public_origin)
     }
 
     pub fn jwks(&self) -> serde_json::Value {

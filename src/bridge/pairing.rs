@@ -186,6 +186,13 @@ impl Bridge {
     ) -> Result<Paired, BridgeError> {
         let loaded = self.store.load(id).await?.ok_or(BridgeError::NotFound)?;
         belongs(&loaded.session, app, Flow::Pin(bridge))?;
+        if loaded.session.is_locked() {
+            return Err(BridgeError::PinLocked);
+        }
+        // Who may answer, and whether anything can be answered, before the ticket: a stranger
+        // learns nothing of it.
+        loaded.session.check_claim(by)?;
+        loaded.session.accepts(EventKind::Complete, loaded.now)?;
         let pairing = loaded.session.pairing().ok_or(BridgeError::NotFound)?;
         if bridge == BridgeKind::Enrollment {
             let offer = offer.ok_or(BridgeError::TicketMismatch)?;

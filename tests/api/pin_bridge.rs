@@ -227,11 +227,7 @@ async fn only_the_backend_starts_an_enrollment(backend: Backend) {
     let browser = app
         .shop_request(Method::POST, &format!("{ENROLL}/init"))
         .json(&json!({ "entity_id": "emp-7" }));
-    assert_error(
-        &reply(browser).await,
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-    );
+    assert_error(&reply(browser).await, StatusCode::FORBIDDEN, "forbidden");
     assert_eq!(
         app.store_calls(),
         calls,
@@ -242,10 +238,15 @@ async fn only_the_backend_starts_an_enrollment(backend: Backend) {
         .request(Method::POST, &format!("{ENROLL}/init"))
         .bearer_auth(SHOP_SECRET)
         .json(&json!({}));
+    assert_error(&reply(nobody).await, StatusCode::FORBIDDEN, "forbidden");
+    // An auth bridge names nobody: a sign-in tied to a person it cannot enforce is refused.
+    let named = app
+        .shop_request(Method::POST, &format!("{AUTH}/init"))
+        .json(&json!({ "entity_id": "emp-7" }));
     assert_error(
-        &reply(nobody).await,
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
+        &reply(named).await,
+        StatusCode::BAD_REQUEST,
+        "validation_error",
     );
     let bad_hash = app
         .request(Method::POST, &format!("{ENROLL}/init"))
@@ -292,7 +293,7 @@ async fn pin_guessing_locks_the_pairing_after_five_wrong_pins(backend: Backend) 
     let forged = app
         .complete_auth(&p.id, &victim.sign(BRIDGE_ORIGIN, &options))
         .await;
-    assert!(forged.0.is_client_error(), "{forged:?}");
+    assert_error(&forged, StatusCode::FORBIDDEN, "pin_locked");
     assert_eq!(app.pin_state(AUTH, &p.id).await, "pin_locked");
 }
 

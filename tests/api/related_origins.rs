@@ -103,6 +103,11 @@ async fn passkeys_made_on_the_hosted_page_keep_working_on_the_apps_own_subdomain
         valid["data"]["external_user_id"], "ada",
         "the same person, no new passkey"
     );
+    // No app's passkeys belong to the bridge's own host here: no document, and no cache keeps
+    // its absence.
+    let (status, _, cache) = related(&moved).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!cache.contains("public"), "{cache}");
 }
 
 const FAR_KEY: &str = "cli_far_test_key_00001";
@@ -127,10 +132,9 @@ async fn far_app(backend: Backend) -> TestApp {
     TestApp::spawn_configured(backend, "5m", &extra).await
 }
 
-async fn related(app: &TestApp, host: &str) -> (StatusCode, Value, String) {
+async fn related(app: &TestApp) -> (StatusCode, Value, String) {
     let res = app
         .request(Method::GET, "/.well-known/webauthn")
-        .header("Host", host)
         .send()
         .await
         .unwrap();
@@ -147,41 +151,14 @@ async fn related(app: &TestApp, host: &str) -> (StatusCode, Value, String) {
 /// the rp_id it hosts, and a passkey made on the hosted page signs in on the app's own domain.
 async fn passkeys_follow_the_app_to_another_domain_by_related_origins(backend: Backend) {
     let app = far_app(backend).await;
-    let (status, doc, cache) = related(&app, "bridge.test").await;
+    let (status, doc, cache) = related(&app).await;
     assert_eq!(status, StatusCode::OK, "{doc}");
     assert!(cache.starts_with("public"), "{cache}");
-    let origins: Vec<&str> = doc["origins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o.as_str().unwrap())
-        .collect();
-    for origin in [
-        BRIDGE_ORIGIN,
-        "https://signin.far.example",
-        "https://far.example",
-        SHOP_ORIGIN,
-    ] {
-        assert!(origins.contains(&origin), "{origin} in {origins:?}");
-    }
-    assert!(
-        !origins.contains(&OWN_ORIGIN),
-        "own.test's passkeys are another rp_id's"
-    );
+    // The bridge and the approval pages of its rp_id's apps; no desktop page (they run no
+    // ceremony), nothing of another rp_id (own.test's).
     assert_eq!(
-        related(&app, "bridge.test:443").await.1,
         doc,
-        "the port does not matter"
-    );
-    // Each rp_id has its own document: own.test's lists its app's origins only.
-    let (_, own, _) = related(&app, "own.test").await;
-    assert_eq!(
-        own["origins"],
-        json!([BRIDGE_ORIGIN, "https://m.own.test", OWN_ORIGIN])
-    );
-    assert_eq!(
-        related(&app, "elsewhere.example").await.0,
-        StatusCode::NOT_FOUND
+        json!({ "origins": [BRIDGE_ORIGIN, "https://signin.far.example"] })
     );
 
     // Made on the bridge's hosted page, used on the app's own domain.
