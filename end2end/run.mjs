@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { createServer, connect } from "node:net";
 import { createServer as createHttpServer } from "node:http";
 import { get as httpsGet } from "node:https";
+import { createHash, randomBytes } from "node:crypto";
 import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -22,6 +23,8 @@ const binary = process.env.QR_BRIDGE_BIN ?? join(root, "target/debug/qr-bridge")
 const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const results = join(here, "results");
 const KEY = "cli_e2e_publishable_key_0001";
+// The demo app's backend key: the enrollment bridge is started by a backend.
+const SECRET = "sk_e2e_backend_secret_0001";
 
 const PHONE = {
   viewport: { width: 390, height: 844 },
@@ -50,7 +53,7 @@ function freePort() {
  * A bridge process on its own port, data directory and Redis prefix. With `acme` (a started
  * pebble), it serves https://bridge.test:<port> with the certificate it gets from pebble.
  */
-async function startBridge({ store, ttl, acme = null, port = null }) {
+async function startBridge({ store, ttl, acme = null, port = null, alsoAllowed = [] }) {
   port ??= await freePort();
   const dir = mkdtempSync(join(tmpdir(), "qrb-e2e-"));
   const prefix = `qrbe2e-${process.pid}-${port}`;
@@ -79,8 +82,8 @@ home_app = "demo"
 id = "demo"
 name = "Acme Store"
 publishable_key = "${KEY}"
-secret_key_sha256 = "${"0".repeat(64)}"
-allowed_origins = ["${origin}"]
+secret_key_sha256 = "${createHash("sha256").update(SECRET).digest("hex")}"
+allowed_origins = ${JSON.stringify([origin, ...alsoAllowed])}
 rp_id = "${acme ? "bridge.test" : "localhost"}"
 open_signup = true
 ${tls}`;
@@ -277,6 +280,65 @@ async function shoot(store, name, desktop, phone) {
   if (phone) await phone.screenshot({ path: join(results, store, `${name}-phone.png`) });
 }
 
+
+/** The SDK's `client.bridge.complete` as it runs on the approving device (pin-bridge-contract.md §6), in `page`. */
+async function completePairing(page, { prefix, id, pin, key, enrollment = null }) {
+  return page.evaluate(async ({ prefix, id, pin, key, enrollment }) => {
+    const headers = { Authorization: `Bearer ${key}`, "Content-Type": "application/json", "X-Request-Id": crypto.randomUUID() };
+    const call = async (method, path, body) => {
+      const r = await fetch(prefix + path, { method, headers, body: body && JSON.stringify(body) });
+      const json = await r.json();
+      if (!json.ok) throw new Error(`${path}: ${json.error.code}`);
+      return json.data;
+    };
+    const bytes = (text) => Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+    const text = (buffer) => btoa(String.fromCharCode(...new Uint8Array(buffer))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    const context = await call("GET", `/context/${id}`);
+    const verified = await call("POST", `/verify/${id}`, { pin });
+    if (context.type === "auth") {
+      const o = verified.authentication_options;
+      const c = await navigator.credentials.get({ publicKey: { ...o, challenge: bytes(o.challenge),
+        allowCredentials: (o.allowCredentials ?? []).map((a) => ({ ...a, id: bytes(a.id) })) } });
+      const r = c.response;
+      const credential = { id: c.id, rawId: text(c.rawId), type: "public-key", response: {
+        authenticatorData: text(r.authenticatorData), clientDataJSON: text(r.clientDataJSON),
+        signature: text(r.signature), userHandle: r.userHandle ? text(r.userHandle) : undefined } };
+      return { context, data: await call("POST", "/complete", { session_id: id, credential }) };
+    }
+    const o = verified.registration_options;
+    const c = await navigator.credentials.create({ publicKey: { ...o, challenge: bytes(o.challenge),
+      user: { ...o.user, id: bytes(o.user.id) }, attestation: "none",
+      excludeCredentials: (o.excludeCredentials ?? []).map((a) => ({ ...a, id: bytes(a.id) })) } });
+    const registration_response = { id: c.id, rawId: text(c.rawId), type: "public-key", response: {
+      clientDataJSON: text(c.response.clientDataJSON), attestationObject: text(c.response.attestationObject) } };
+    return { context, data: await call("POST", "/complete", { session_id: id, ...enrollment, registration_response }) };
+  }, { prefix, id, pin, key, enrollment });
+}
+
+/** The initiator's wait as the SDK's `waitForResult` does it first: an EventSource on the status URL, no headers. */
+async function waitOnPairing(page, prefix, id) {
+  await page.evaluate(({ prefix, id }) => {
+    window.__pairing = new Promise((resolve, reject) => {
+      const seen = [];
+      const source = new EventSource(`${prefix}/status/${id}`);
+      source.onmessage = (e) => {
+        const { status } = JSON.parse(e.data);
+        seen.push(status);
+        if (["completed", "pin_locked", "expired", "cancelled"].includes(status)) { source.close(); resolve(seen); }
+      };
+      source.onerror = () => { source.close(); reject(new Error(`stream failed after ${seen.join(",")}`)); };
+    });
+  }, { prefix, id });
+  return () => page.evaluate(() => window.__pairing);
+}
+
+async function api(bridge, method, path, { key = KEY, origin = bridge.origin, body } = {}) {
+  const headers = { Authorization: `Bearer ${key}`, "Content-Type": "application/json" };
+  if (origin) headers.Origin = origin;
+  const r = await fetch(bridge.origin + path, { method, headers, body: body && JSON.stringify(body) });
+  return { status: r.status, body: await r.json() };
+}
+
 const CHROMIUM_ARGS = [
   "--headless",
   "--no-sandbox",
@@ -295,14 +357,28 @@ const browser = await chromium.launch({
 
 for (const store of ["memory", "redis"]) {
   describe(`QR Bridge on the ${store} store`, { concurrency: false }, () => {
-    let bridge, shortLived;
+    let bridge, shortLived, site, sitePort;
     before(async () => {
-      bridge = await startBridge({ store, ttl: "5m" });
+      // An integrator's own site, on another origin: a page with the widget, and its own
+      // approval page for the PIN bridge (on localhost, so the passkeys' rp_id covers it).
+      sitePort = await freePort();
+      bridge = await startBridge({ store, ttl: "5m", alsoAllowed: [`http://127.0.0.1:${sitePort}`, `http://localhost:${sitePort}`] });
+      site = createHttpServer((req, res) => {
+        const page = req.url === "/approve"
+          ? `<!doctype html><html lang="en"><title>Approve</title><h1>Approve on this phone</h1>`
+          : `<!doctype html><html lang="fr"><title>Shop</title><h1>Shop</h1>
+<script type="module" src="${bridge.origin}/widget/v1.js"></script>
+<qr-bridge-signin publishable-key="${KEY}" app-id="demo"></qr-bridge-signin>`;
+        res.writeHead(200, { "Content-Type": "text/html; charset=utf-8",
+          "Content-Security-Policy": `default-src 'self'; script-src ${bridge.origin}; connect-src ${bridge.origin}; img-src ${bridge.origin}` });
+        res.end(page);
+      }).listen(sitePort, "127.0.0.1");
       shortLived = await startBridge({ store, ttl: "6s" });
     });
     after(() => {
       bridge?.stop();
       shortLived?.stop();
+      site?.close();
     });
 
     // Every case makes its own desktop and phone, so any one runs alone or in any order.
@@ -447,6 +523,90 @@ for (const store of ["memory", "redis"]) {
         await p.context.close();
       } finally {
         server.close();
+      }
+    });
+
+    test("the PIN auth bridge signs the approving phone in, and the initiator sees it end", async () => {
+      const { desktop, phone, user } = await signUp(bridge);
+      const started = await api(bridge, "POST", "/v1/auth-bridge/init", { body: {} });
+      assert.equal(started.status, 201, JSON.stringify(started.body));
+      const { session_id: id, pin } = started.body.data;
+      assert.match(pin, /^[0-9]{6}$/);
+      const ended = await waitOnPairing(desktop.page, "/v1/auth-bridge", id);
+      await phone.page.goto(`http://localhost:${sitePort}/approve`);
+      const done = await completePairing(phone.page, { prefix: `${bridge.origin}/v1/auth-bridge`, id, pin, key: KEY });
+      assert.equal(done.context.type, "auth");
+      const seen = await ended();
+      assert.equal(seen.at(-1), "completed", seen.join(","));
+      assert.ok(!seen.includes("pin_locked"));
+      const valid = await fetch(bridge.origin + "/v1/sessions/validate", { headers: { Authorization: `Bearer ${done.data.session_token}` } }).then((r) => r.json());
+      assert.equal(valid.data.user_id, user, "the phone's own account");
+      await desktop.context.close();
+      await phone.context.close();
+    });
+
+    test("the PIN enrollment bridge puts a new passkey on a second phone for the person the backend named", async () => {
+      const entity = `emp-${randomBytes(4).toString("hex")}`;
+      const contextHash = randomBytes(32).toString("hex");
+      const started = await api(bridge, "POST", "/v1/enrollment-bridge/init", { key: SECRET, origin: null, body: { entity_id: entity, context_hash: contextHash } });
+      assert.equal(started.status, 201, JSON.stringify(started.body));
+      const { session_id: id, pin, ticket_id } = started.body.data;
+      const desktop = await newDesktop(browser);
+      await desktop.page.goto(bridge.origin + "/");
+      const ended = await waitOnPairing(desktop.page, "/v1/enrollment-bridge", id);
+      const phone = await newPhone(browser);
+      await phone.page.goto(`http://localhost:${sitePort}/approve`);
+      const done = await completePairing(phone.page, { prefix: `${bridge.origin}/v1/enrollment-bridge`, id, pin, key: KEY,
+        enrollment: { ticket_id, entity_id: entity, context_hash: contextHash } });
+      assert.equal(done.context.type, "registration");
+      assert.equal(done.data.entity_id, entity);
+      assert.equal((await ended()).at(-1), "completed");
+      // The new passkey signs that person in through the approval page.
+      const link = await codeOn(desktop.page, bridge.origin + "/");
+      await phone.page.goto(link);
+      await live(phone.page);
+      await phone.page.getByTestId("approve").click();
+      await phone.page.getByText("Done. You can close this window.").waitFor();
+      await desktop.page.getByText("You're signed in").waitFor();
+      assert.equal((await desktop.page.getByTestId("user-id").textContent()).trim(), done.data.user_id);
+      await desktop.context.close();
+      await phone.context.close();
+    });
+
+    test("the sign-in widget on a page of another origin signs in and hands the page the token", async () => {
+      const { desktop: first, phone, user } = await signUp(bridge);
+      await first.context.close();
+      {
+        const d = await newDesktop(browser);
+        await d.page.goto(`http://127.0.0.1:${sitePort}/`);
+        const widget = d.page.locator("qr-bridge-signin");
+        await widget.getByRole("heading", { name: "Connectez-vous avec votre téléphone" }).waitFor();
+        const link = widget.getByRole("link");
+        await link.waitFor();
+        const href = await link.getAttribute("href");
+        assert.match(href, new RegExp(`^${bridge.origin}/bridge/[0-9a-f-]{36}$`));
+        await d.page.waitForFunction(() => {
+          const img = document.querySelector("qr-bridge-signin").shadowRoot.querySelector("img");
+          return img.complete && img.naturalWidth > 0;
+        });
+        await d.page.evaluate(() => {
+          window.__signin = new Promise((resolve) => document.querySelector("qr-bridge-signin").addEventListener("signin", (e) => resolve(e.detail)));
+        });
+        await phone.page.goto(href);
+        await live(phone.page);
+        await widget.getByText("Code scanné — regardez votre téléphone").waitFor();
+        await shoot(store, "11-widget-scanned", d.page, null);
+        await phone.page.getByTestId("approve").click();
+        await phone.page.getByText("Done. You can close this window.").waitFor();
+        const detail = await d.page.evaluate(() => window.__signin);
+        await widget.getByText("Vous êtes connecté").waitFor();
+        await shoot(store, "12-widget-signed-in", d.page, phone.page);
+        assert.equal(detail.userId, user);
+        const valid = await fetch(bridge.origin + "/v1/sessions/validate", { headers: { Authorization: `Bearer ${detail.sessionToken}` } }).then((r) => r.json());
+        assert.equal(valid.data.user_id, user);
+        assert.equal(valid.data.app_id, "demo");
+        await d.context.close();
+        await phone.context.close();
       }
     });
 

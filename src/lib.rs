@@ -60,6 +60,8 @@ pub mod tls;
 pub mod token;
 #[cfg(feature = "ssr")]
 pub mod webhooks;
+#[cfg(feature = "ssr")]
+pub mod widget;
 
 /// The browser's entry point: readies the reactive system, after which Leptos's island script
 /// brings each island (`#[island]`) on the page to life; the rest of the page stays as rendered.

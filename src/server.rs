@@ -40,6 +40,7 @@ pub fn app(state: AppState) -> Router {
     let sessions = state.web_sessions.clone().layer(https);
     let router = Router::new()
         .merge(api::routes(state.bridge.apps()))
+        .merge(crate::widget::routes())
         .route(
             "/login/{app_id}/events",
             axum::routing::get(crate::ui::desk_events),
