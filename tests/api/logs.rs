@@ -72,6 +72,32 @@ async fn a_whole_flow_logs_no_secret(on_redis: bool) {
         used.starts_with("your passkey created on ") && used.ends_with(year),
         "{approved}"
     );
+    // Both PIN bridges: a wrong PIN (a sentinel no log could hold by chance), the right one, the
+    // enrollment's ticket, and the tokens handed to the approving device.
+    use crate::pin_bridge::{AUTH, ENROLL};
+    let pairing = client.auth_pairing().await;
+    let sentinel = "wrong-pin-4Zq8XkT2";
+    let (status, _) = client.offer_pin(AUTH, &pairing.id, sentinel).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, body) = client.offer_pin(AUTH, &pairing.id, &pairing.pin).await;
+    let paired_answer = phone.sign(BRIDGE_ORIGIN, &body["data"]["authentication_options"]);
+    let (_, body) = client.complete_auth(&pairing.id, &paired_answer).await;
+    let paired_token = body["data"]["session_token"].as_str().unwrap().to_owned();
+    let enrollment = client.enrollment_pairing("ada", None).await;
+    let ticket = enrollment.ticket.clone().unwrap();
+    let (_, body) = client
+        .offer_pin(ENROLL, &enrollment.id, &enrollment.pin)
+        .await;
+    let made = Phone::new().create(BRIDGE_ORIGIN, &body["data"]["registration_options"]);
+    let (status, body) = client
+        .complete_enrollment(serde_json::json!({
+            "session_id": enrollment.id, "ticket_id": ticket, "entity_id": "ada",
+            "context_hash": "ab".repeat(32), "registration_response": made,
+        }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let enrolled_token = body["data"]["session_token"].as_str().unwrap().to_owned();
+
     for path in ["/v1/sessions/introspect", "/v1/sessions/revoke"] {
         let (status, body) = reply(
             client
@@ -99,12 +125,36 @@ async fn a_whole_flow_logs_no_secret(on_redis: bool) {
         ("a session token", token),
         ("a polling token", page_session),
         ("a browser session cookie", browser_cookie),
+        ("a wrong PIN", sentinel.to_owned()),
+        ("an enrollment ticket", ticket),
+        ("a pairing's polling token", pairing.polling_token.clone()),
+        ("a session token", paired_token),
+        ("a session token", enrolled_token),
     ];
+    // The right PINs are six digits: looked for as a whole number, past each line's timestamp.
+    for pin in [&pairing.pin, &enrollment.pin] {
+        let leaked = log.lines().find(|l| {
+            let rest = l.split_once(' ').map_or(*l, |(_, rest)| rest);
+            rest.match_indices(pin.as_str()).any(|(at, _)| {
+                let before = rest[..at].chars().last();
+                let after = rest[at + pin.len()..].chars().next();
+                !before.is_some_and(|c| c.is_ascii_digit())
+                    && !after.is_some_and(|c| c.is_ascii_digit())
+            })
+        });
+        assert!(
+            leaked.is_none(),
+            "a PIN reached the log: {}",
+            leaked.unwrap_or_default()
+        );
+    }
     // The passkey's answers: signatures, client data, authenticator data (long base64 strings;
     // short ones such as "public-key" are not secrets).
     let mut answers = Vec::new();
     strings(&created, &mut answers);
     strings(&signed, &mut answers);
+    strings(&made, &mut answers);
+    strings(&paired_answer, &mut answers);
     secrets.extend(
         answers
             .into_iter()
