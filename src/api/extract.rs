@@ -292,6 +292,28 @@ impl<C: DeserializeOwned + Into<Answer> + Send> AnswerBody for EnrollmentComplet
     }
 }
 
+/// A phone's request with a body, before any limit counts it: the app it speaks for (see
+/// [`Caller`]), the client, the phone's claim (see [`PhoneClaim`]).
+struct PhoneBody {
+    app: Arc<App>,
+    ip: std::net::IpAddr,
+    phone: String,
+}
+
+impl PhoneBody {
+    async fn read<T: DeserializeOwned>(
+        request: Request,
+        state: &AppState,
+    ) -> Result<(PhoneBody, JsonBody<T>), ApiError> {
+        let (mut parts, body) = request.into_parts();
+        let Caller(app, _) = Caller::from_request_parts(&mut parts, state).await?;
+        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(&mut parts, state).await;
+        let Ok(PhoneClaim(phone)) = PhoneClaim::from_request_parts(&mut parts, state).await;
+        let json = JsonBody::from_request(Request::from_parts(parts, body), state).await?;
+        Ok((PhoneBody { app, ip, phone }, json))
+    }
+}
+
 /// A phone's signed answer through the API: the app, the session named in the body, the answer
 /// (with an enrollment's ticket) and the phone's claim; counted by the phone limits once the
 /// body has been read.
@@ -308,12 +330,8 @@ impl<B: AnswerBody> FromRequest<AppState> for Answering<B> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        let (mut parts, body) = request.into_parts();
-        let Caller(app, _) = Caller::from_request_parts(&mut parts, state).await?;
-        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(&mut parts, state).await;
-        let Ok(PhoneClaim(phone)) = PhoneClaim::from_request_parts(&mut parts, state).await;
-        let request = Request::from_parts(parts, body);
-        let JsonBody(body) = JsonBody::<B>::from_request(request, state).await?;
+        let (PhoneBody { app, ip, phone }, JsonBody(body)) =
+            PhoneBody::read::<B>(request, state).await?;
         let id = SessionId::parse(body.session_id())?;
         state.limiter.admit(Operation::Phone, ip).await?;
         let (answer, enrollment) = body.into_answer();
@@ -362,12 +380,8 @@ impl FromRequest<AppState> for PinOffered {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        let (mut parts, body) = request.into_parts();
-        let Caller(app, _) = Caller::from_request_parts(&mut parts, state).await?;
-        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(&mut parts, state).await;
-        let Ok(PhoneClaim(phone)) = PhoneClaim::from_request_parts(&mut parts, state).await;
-        let request = Request::from_parts(parts, body);
-        let JsonBody(PinRequest { pin }) = JsonBody::from_request(request, state).await?;
+        let (PhoneBody { app, ip, phone }, JsonBody(PinRequest { pin })) =
+            PhoneBody::read(request, state).await?;
         if pin.trim().is_empty() || pin.len() > 32 {
             return Err(ApiError::Validation(
                 "send the PIN shown on the other device".into(),

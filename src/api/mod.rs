@@ -137,6 +137,16 @@ fn ok<T>(data: T) -> Json<Envelope<T>> {
     Json(Envelope { ok: true, data })
 }
 
+/// A start's message for the phone, when it sent one that is not blank.
+fn approval_context(text: Option<&str>) -> Result<Option<ApprovalContext>, ApiError> {
+    Ok(text.map(ApprovalContext::parse).transpose()?.flatten())
+}
+
+/// A start's account (`external_user_id`, `entity_id`), when it named one.
+fn external_user_id(text: Option<&str>) -> Result<Option<String>, ApiError> {
+    Ok(text.map(parse_external_user_id).transpose()?.flatten())
+}
+
 /// What a start's body asks for, checked at the edge (see `extract::Starting`).
 trait StartBody: DeserializeOwned + Send {
     type Start: Send;
@@ -146,12 +156,7 @@ trait StartBody: DeserializeOwned + Send {
 impl StartBody for InitRequest {
     type Start = Start;
     fn start(self, started_by: StartedBy, requester: Requester) -> Result<Start, ApiError> {
-        let approval_context = self
-            .approval_context
-            .as_deref()
-            .map(ApprovalContext::parse)
-            .transpose()?
-            .flatten();
+        let approval_context = approval_context(self.approval_context.as_deref())?;
         Ok(Start {
             kind: Kind::Auth,
             approval_context,
@@ -167,12 +172,7 @@ impl StartBody for InitRequest {
 impl StartBody for InitRegistrationRequest {
     type Start = Start;
     fn start(self, started_by: StartedBy, requester: Requester) -> Result<Start, ApiError> {
-        let external_user_id = self
-            .external_user_id
-            .as_deref()
-            .map(parse_external_user_id)
-            .transpose()?
-            .flatten();
+        let external_user_id = external_user_id(self.external_user_id.as_deref())?;
         Ok(Start {
             kind: Kind::Registration,
             approval_context: None,

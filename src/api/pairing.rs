@@ -17,9 +17,7 @@ use super::{ApiError, PinBridgeError, StartBody, ok, stream};
 use crate::bridge::BridgeError;
 use crate::bridge::{Flow, PairingAnswer, PairingStart, PinOffer, Reveal, Viewer, iso8601};
 use crate::limits::Operation;
-use crate::session::{
-    ApprovalContext, BridgeKind, Kind, Requester, StartedBy, parse_external_user_id,
-};
+use crate::session::{BridgeKind, Kind, Requester, StartedBy};
 use crate::state::AppState;
 use crate::wire::{
     AuthPaired, Context, ContextType, EnrollmentComplete, EnrollmentPaired, PairingInitRequest,
@@ -119,18 +117,8 @@ fn pairing_start(
     started_by: StartedBy,
     requester: Requester,
 ) -> Result<PairingStart, ApiError> {
-    let approval_context = body
-        .approval_context
-        .as_deref()
-        .map(ApprovalContext::parse)
-        .transpose()?
-        .flatten();
-    let entity_id = body
-        .entity_id
-        .as_deref()
-        .map(parse_external_user_id)
-        .transpose()?
-        .flatten();
+    let approval_context = super::approval_context(body.approval_context.as_deref())?;
+    let entity_id = super::external_user_id(body.entity_id.as_deref())?;
     if let Some(hash) = &body.context_hash
         && !crate::bridge::is_context_hash(hash)
     {

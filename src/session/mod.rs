@@ -396,8 +396,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const TTL: Duration = Duration::from_secs(300);
-    const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+    pub(super) const TTL: Duration = Duration::from_secs(300);
+    pub(super) const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 
     fn before_expiry() -> Timestamp {
         T0.plus(TTL - Duration::from_millis(1))
@@ -407,7 +407,8 @@ mod tests {
         T0.plus(TTL)
     }
 
-    fn fresh() -> Session {
+    /// A pending sign-in session made at `T0`, for this module's tests and its submodules'.
+    pub(super) fn fresh() -> Session {
         Session::new(
             NewSession {
                 id: SessionId::parse("7f0c2a4e-9b1d-4c3a-8e2f-5a6b7c8d9e0f").unwrap(),

@@ -114,27 +114,13 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::{
-        Completion, Kind, NewSession, Requester, SessionId, SessionToken, StartedBy, UserId,
-    };
-    use std::time::Duration;
+    use crate::session::tests::{T0, TTL, fresh};
+    use crate::session::{Completion, SessionToken, UserId};
 
-    const TTL: Duration = Duration::from_secs(300);
-    const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
     const RIGHT: &str = "digest-of-the-right-pin";
 
     fn paired() -> Session {
-        let new = NewSession {
-            id: SessionId::parse("7f0c2a4e-9b1d-4c3a-8e2f-5a6b7c8d9e0f").unwrap(),
-            app_id: "app_test".into(),
-            kind: Kind::Auth,
-            polling_token_sha256: "00".repeat(32),
-            approval_context: None,
-            external_user_id: None,
-            started_by: StartedBy::Browser,
-            requester: Requester::default(),
-        };
-        Session::new(new, T0, TTL).paired(Pairing::new(BridgeKind::Auth, RIGHT.into()))
+        fresh().paired(Pairing::new(BridgeKind::Auth, RIGHT.into()))
     }
 
     fn offer(s: &mut Session, pin: &str, now: Timestamp) -> Result<PinCheck, TransitionError> {

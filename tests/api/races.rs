@@ -12,6 +12,7 @@ use tokio::sync::Barrier;
 
 use crate::helpers::*;
 use crate::phone::Phone;
+use crate::pin_bridge::AUTH;
 
 const ROUNDS: usize = 1000;
 /// Rounds in flight at once: enough to keep both cores busy, few enough that each race stays tight.
@@ -445,6 +446,39 @@ async fn two_registrations_for_one_new_external_id_make_exactly_one_user() {
     );
 }
 
+/// `round` run `ROUNDS` times on one Redis-backed bridge, `IN_FLIGHT` at once; how many said yes.
+async fn count_rounds<F, Fut>(round: F) -> usize
+where
+    F: Fn(Arc<TestApp>) -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let app = Arc::new(TestApp::spawn(Backend::Redis).await);
+    futures::stream::iter(0..ROUNDS)
+        .map(|_| round(app.clone()))
+        .buffer_unordered(IN_FLIGHT)
+        .filter(|yes| std::future::ready(*yes))
+        .count()
+        .await
+}
+
+/// A new auth pairing that has taken `failures` wrong PINs, and a wrong PIN for it.
+async fn pairing_after(
+    app: &TestApp,
+    failures: usize,
+) -> (crate::pin_bridge::Pairing, &'static str) {
+    let p = app.auth_pairing().await;
+    let wrong = if p.pin == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    for _ in 0..failures {
+        let got = app.offer_pin(AUTH, &p.id, wrong).await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "pin_mismatch");
+    }
+    (p, wrong)
+}
+
 /// Two wrong PINs at once on a pairing that takes one more: both are counted, exactly one locks
 /// it, and the other is told it was the last but one (never two at "1 more", never no lock).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -452,45 +486,27 @@ async fn two_wrong_pins_at_once_are_both_counted_and_one_locks() {
     if crate::helpers::no_redis() {
         return;
     }
-    use crate::pin_bridge::AUTH;
-    let app = Arc::new(TestApp::spawn(Backend::Redis).await);
-    let firsts: Vec<usize> = futures::stream::iter(0..ROUNDS)
-        .map(|_| {
-            let app = app.clone();
-            async move {
-                let p = app.auth_pairing().await;
-                let wrong = if p.pin == "000000" {
-                    "111111"
-                } else {
-                    "000000"
-                };
-                for _ in 0..3 {
-                    let got = app.offer_pin(AUTH, &p.id, wrong).await;
-                    assert_error(&got, StatusCode::BAD_REQUEST, "pin_mismatch");
-                }
-                let (a, b, ia, ib) = (app.clone(), app.clone(), p.id.clone(), p.id.clone());
-                let (ra, rb) = together(
-                    async move { a.offer_pin(AUTH, &ia, wrong).await },
-                    async move { b.offer_pin(AUTH, &ib, wrong).await },
-                )
-                .await;
-                let locked = |r: &(StatusCode, Value)| r.1["error"]["code"] == "pin_locked";
-                let counted = |r: &(StatusCode, Value)| {
-                    r.1["error"]["code"] == "pin_mismatch"
-                        && r.1["error"]["message"].as_str().unwrap().contains("1 more")
-                };
-                assert!(
-                    (locked(&ra) && counted(&rb)) || (counted(&ra) && locked(&rb)),
-                    "{ra:?} {rb:?}"
-                );
-                assert_eq!(app.pin_state(AUTH, &p.id).await, "pin_locked");
-                usize::from(locked(&ra))
-            }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect()
+    let first = count_rounds(|app| async move {
+        let (p, wrong) = pairing_after(&app, 3).await;
+        let (a, b, ia, ib) = (app.clone(), app.clone(), p.id.clone(), p.id.clone());
+        let (ra, rb) = together(
+            async move { a.offer_pin(AUTH, &ia, wrong).await },
+            async move { b.offer_pin(AUTH, &ib, wrong).await },
+        )
         .await;
-    let first = firsts.iter().sum::<usize>();
+        let locked = |r: &(StatusCode, Value)| r.1["error"]["code"] == "pin_locked";
+        let counted = |r: &(StatusCode, Value)| {
+            r.1["error"]["code"] == "pin_mismatch"
+                && r.1["error"]["message"].as_str().unwrap().contains("1 more")
+        };
+        assert!(
+            (locked(&ra) && counted(&rb)) || (counted(&ra) && locked(&rb)),
+            "{ra:?} {rb:?}"
+        );
+        assert_eq!(app.pin_state(AUTH, &p.id).await, "pin_locked");
+        locked(&ra)
+    })
+    .await;
     println!("the first offer locked {first} of {ROUNDS}");
     assert!(
         first > 0 && first < ROUNDS,
@@ -505,49 +521,28 @@ async fn the_right_pin_against_the_last_wrong_one_never_loses_the_lock() {
     if crate::helpers::no_redis() {
         return;
     }
-    use crate::pin_bridge::AUTH;
-    let app = Arc::new(TestApp::spawn(Backend::Redis).await);
-    let opened: Vec<usize> = futures::stream::iter(0..ROUNDS)
-        .map(|_| {
-            let app = app.clone();
-            async move {
-                let p = app.auth_pairing().await;
-                let wrong = if p.pin == "000000" {
-                    "111111"
-                } else {
-                    "000000"
-                };
-                for _ in 0..4 {
-                    app.offer_pin(AUTH, &p.id, wrong).await;
-                }
-                let (a, b, ia, ib, pin) = (
-                    app.clone(),
-                    app.clone(),
-                    p.id.clone(),
-                    p.id.clone(),
-                    p.pin.clone(),
-                );
-                let (right, last) = together(
-                    async move { a.offer_pin(AUTH, &ia, &pin).await },
-                    async move { b.offer_pin(AUTH, &ib, wrong).await },
-                )
-                .await;
-                assert_error(&last, StatusCode::FORBIDDEN, "pin_locked");
-                let opened = match right.0 {
-                    StatusCode::OK => 1,
-                    _ => {
-                        assert_error(&right, StatusCode::FORBIDDEN, "pin_locked");
-                        0
-                    }
-                };
-                assert_eq!(app.pin_state(AUTH, &p.id).await, "pin_locked");
-                opened
-            }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect()
+    let opened = count_rounds(|app| async move {
+        let (p, wrong) = pairing_after(&app, 4).await;
+        let (a, b, ia, ib, pin) = (
+            app.clone(),
+            app.clone(),
+            p.id.clone(),
+            p.id.clone(),
+            p.pin.clone(),
+        );
+        let (right, last) = together(
+            async move { a.offer_pin(AUTH, &ia, &pin).await },
+            async move { b.offer_pin(AUTH, &ib, wrong).await },
+        )
         .await;
-    let opened = opened.iter().sum::<usize>();
+        assert_error(&last, StatusCode::FORBIDDEN, "pin_locked");
+        if right.0 != StatusCode::OK {
+            assert_error(&right, StatusCode::FORBIDDEN, "pin_locked");
+        }
+        assert_eq!(app.pin_state(AUTH, &p.id).await, "pin_locked");
+        right.0 == StatusCode::OK
+    })
+    .await;
     println!("the right PIN came first {opened} of {ROUNDS}");
     assert!(
         opened > 0 && opened < ROUNDS,
