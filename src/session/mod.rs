@@ -39,6 +39,7 @@
 
 mod context;
 mod id;
+mod matching;
 mod pairing;
 
 use std::fmt;
@@ -51,6 +52,7 @@ pub use id::{
     InvalidExternalUserId, InvalidSessionId, SessionId, SessionToken, Timestamp, UserId,
     parse_external_user_id,
 };
+pub use matching::{NumberMatch, PickError, Picked};
 pub use pairing::{BridgeKind, MAX_PIN_FAILURES, Pairing, PinCheck};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -162,6 +164,9 @@ pub enum TransitionError {
     Expired,
     #[error("cannot {event} a session that is {state}")]
     NotAllowed { state: State, event: EventKind },
+    /// The app asks for number matching and the phone has not picked the desktop's number.
+    #[error("pick the number the desktop shows before answering with a passkey")]
+    NumberNotPicked,
 }
 
 /// Whether an accepted event changed the session (and so must be stored) or was already in effect.
@@ -269,6 +274,9 @@ pub struct Session {
     /// Set on a PIN bridge's session (see `pairing`), and only there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pairing: Option<Pairing>,
+    /// Set when a phone opens a session of an app with `confirm_code` (see `matching`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    number_match: Option<NumberMatch>,
 }
 
 impl Session {
@@ -290,6 +298,7 @@ impl Session {
             claimed_by: None,
             scanned_at: None,
             pairing: None,
+            number_match: None,
         }
     }
 
@@ -363,6 +372,9 @@ impl Session {
             (Denied, E::Deny) | (Cancelled, E::Cancel) => return Ok(None),
             (Expired, _) => return Err(TransitionError::Expired),
             (Pending | Scanned, E::Scan) => Scanned,
+            (Scanned, E::Complete) if self.awaits_number() => {
+                return Err(TransitionError::NumberNotPicked);
+            }
             (Scanned, E::Complete) => Completed,
             (Pending | Scanned, E::Deny) => Denied,
             (Pending | Scanned, E::Cancel) => Cancelled,
