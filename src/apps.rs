@@ -39,6 +39,10 @@ pub struct AppConfig {
     /// Whether the bridge's own desktop page serves this app at `/login/<id>`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hosted_login: bool,
+    /// Number matching: once a phone opens a request, the desktop shows a two-digit number and
+    /// the phone must pick it among three before it may approve (a wrong pick declines).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub confirm_code: bool,
     /// Where the app's backend hears about sign-ins (see `webhooks`); set with its secret by
     /// `qr-bridge apps webhook`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,6 +97,7 @@ pub struct App {
     pub open_signup: bool,
     pub browser_external_ids: bool,
     pub hosted_login: bool,
+    pub confirm_code: bool,
     pub webhook: Option<WebhookTarget>,
 }
 
@@ -329,6 +334,7 @@ impl App {
             open_signup: config.open_signup,
             browser_external_ids: config.browser_external_ids,
             hosted_login: config.hosted_login,
+            confirm_code: config.confirm_code,
             webhook,
         })
     }
@@ -502,6 +508,7 @@ mod tests {
             open_signup: false,
             browser_external_ids: false,
             hosted_login: false,
+            confirm_code: false,
             webhook_url: None,
             webhook_secret: None,
         }

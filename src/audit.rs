@@ -26,6 +26,9 @@ pub enum Action {
     UserRemoved,
     /// The app's backend revoked one token.
     TokenRevoked,
+    /// The person said on their phone, right after approving, that the sign-in was not theirs:
+    /// its token was revoked.
+    Disowned,
 }
 
 /// One entry of the trail. Nothing in it is a secret: ids, addresses, user agents, error codes.

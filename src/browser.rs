@@ -28,6 +28,37 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The time now as the page's language `lang` writes it ("14:05"), for "approved at": the
+/// browser's own formats, in the person's time zone.
+#[cfg(feature = "hydrate")]
+pub fn local_time_now(lang: &str) -> String {
+    let options = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&options, &"timeStyle".into(), &"short".into());
+    js_sys::Date::new_0()
+        .to_locale_time_string_with_options(lang, &options)
+        .into()
+}
+
+#[cfg(not(feature = "hydrate"))]
+pub fn local_time_now(_lang: &str) -> String {
+    String::new()
+}
+
+/// A day (`ms` since the epoch) as `lang` writes it in full ("3 March 2026", "2026年3月3日").
+#[cfg(feature = "hydrate")]
+pub fn local_date(ms: u64, lang: &str) -> String {
+    let options = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&options, &"dateStyle".into(), &"long".into());
+    js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64))
+        .to_locale_date_string(lang, &options)
+        .into()
+}
+
+#[cfg(not(feature = "hydrate"))]
+pub fn local_date(_ms: u64, _lang: &str) -> String {
+    String::new()
+}
+
 /// Marks the page live (`body[data-hydrated]`) for tests, the page-load benchmark and styles.
 pub fn mark_live() {
     if let Some(body) = leptos::prelude::document().body() {
@@ -119,11 +150,11 @@ impl Drop for StatusWatch {
     }
 }
 
-/// Listens on `url` (Server-Sent Events): `on_scanned` when the phone opens the page, `refresh`
-/// when the session ends. If the stream fails, calls `refresh` every 3 s instead, as the SDK does.
+/// Listens on `url` (Server-Sent Events): `on_scanned` when the phone opens the page (with the
+/// number to show, for number matching), `refresh` when the session ends. If the stream fails, calls `refresh` every 3 s instead, as the SDK does.
 pub fn watch_status(
     url: &str,
-    on_scanned: impl Fn() + 'static,
+    on_scanned: impl Fn(Option<String>) + 'static,
     refresh: impl Fn() + Clone + 'static,
 ) -> StatusWatch {
     let polling: Rc<Cell<Option<IntervalHandle>>> = Rc::new(Cell::new(None));
@@ -158,7 +189,7 @@ pub fn watch_status(
                 source.close();
                 refresh();
             } else if status.scanned {
-                on_scanned();
+                on_scanned(status.confirm_code);
             }
         })
     };

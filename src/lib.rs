@@ -5,6 +5,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod browser;
+pub mod i18n;
 pub mod session;
 pub mod ui;
 pub mod wire;
@@ -35,6 +36,8 @@ pub mod manage;
 pub mod outbox;
 #[cfg(feature = "ssr")]
 pub mod passkey;
+#[cfg(feature = "ssr")]
+pub mod place;
 #[cfg(feature = "ssr")]
 pub mod problem;
 #[cfg(feature = "ssr")]

@@ -3,6 +3,7 @@
 use axum::http::StatusCode;
 
 use crate::bridge::BridgeError;
+use crate::i18n::Text;
 use crate::limits::Limited;
 use crate::passkey::PasskeyError;
 use crate::session::{State, TransitionError};
@@ -18,8 +19,8 @@ pub struct Problem {
     /// For developers reading the API's envelope.
     pub message: String,
     /// For the person holding the phone or sitting at the desktop.
-    pub title: &'static str,
-    pub advice: &'static str,
+    pub title: Text,
+    pub advice: Text,
     /// The approval page's own HTTP status: 410 for a request that is over, whatever the API
     /// calls it (the API's 409 says "not in that state", the page says "gone for you").
     pub page_status: StatusCode,
@@ -28,8 +29,8 @@ pub struct Problem {
     pub retry: bool,
 }
 
-const SCAN_AGAIN: &str = "Go back to your computer and scan a new code.";
-const NOT_VERIFIED: &str = "That passkey could not be verified. Try again.";
+const SCAN_AGAIN: Text = Text::ScanAgain;
+const NOT_VERIFIED: Text = Text::NotVerifiedAdvice;
 
 impl Problem {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
@@ -37,8 +38,8 @@ impl Problem {
             status,
             code,
             message: message.into(),
-            title: "Something went wrong",
-            advice: "Try again in a moment.",
+            title: Text::GenericTitle,
+            advice: Text::GenericAdvice,
             retry: false,
             page_status: status,
         }
@@ -50,7 +51,7 @@ impl Problem {
         self
     }
 
-    fn shown(mut self, title: &'static str, advice: &'static str) -> Self {
+    fn shown(mut self, title: Text, advice: Text) -> Self {
         self.title = title;
         self.advice = advice;
         self
@@ -73,7 +74,7 @@ impl Problem {
             limited.retry_after_secs()
         );
         Problem::new(StatusCode::TOO_MANY_REQUESTS, "qr_rate_limited", message)
-            .shown("Too many attempts", "Wait a minute, then try again.")
+            .shown(Text::LimitedTitle, Text::LimitedAdvice)
             .may_retry()
     }
 
@@ -83,25 +84,23 @@ impl Problem {
         match e {
             BridgeError::NotFound => {
                 Problem::new(S::NOT_FOUND, "qr_session_not_found", "Session not found.")
-                    .shown("This code is not valid", SCAN_AGAIN)
+                    .shown(Text::InvalidCodeTitle, SCAN_AGAIN)
             }
             BridgeError::Expired => Problem::new(
                 S::GONE,
                 "qr_expired",
                 "This QR code has expired; start a new sign-in.",
             )
-            .shown("This code has expired", SCAN_AGAIN),
+            .shown(Text::ExpiredTitle, SCAN_AGAIN),
             BridgeError::Denied => Problem::new(
                 S::FORBIDDEN,
                 "forbidden",
                 "The sign-in was declined on the phone.",
             )
-            .shown("Declined", "The sign-in was declined on the phone."),
+            .shown(Text::DeclinedTitle, Text::DeclinedAdvice),
             BridgeError::Cancelled => {
-                Problem::new(S::GONE, "session_expired", "The sign-in was cancelled.").shown(
-                    "Cancelled on the computer",
-                    "The sign-in was cancelled. Start again on your computer.",
-                )
+                Problem::new(S::GONE, "session_expired", "The sign-in was cancelled.")
+                    .shown(Text::CancelledTitle, Text::CancelledAdvice)
             }
             BridgeError::Refused(t) => {
                 let refused = Problem::new(S::CONFLICT, "qr_invalid_state", sentence(t));
@@ -110,97 +109,78 @@ impl Problem {
                         state: State::Completed,
                         ..
                     } => refused
-                        .shown("Already approved", "This sign-in was already approved.")
+                        .shown(Text::AlreadyApprovedTitle, Text::AlreadyApprovedAdvice)
                         .over(),
                     TransitionError::NotAllowed {
                         state: State::Denied,
                         ..
                     } => refused
-                        .shown("Already declined", "This sign-in was declined.")
+                        .shown(Text::AlreadyDeclinedTitle, Text::AlreadyDeclinedAdvice)
                         .over(),
                     TransitionError::NotAllowed {
                         state: State::Cancelled,
                         ..
                     } => refused
-                        .shown(
-                            "Cancelled on the computer",
-                            "The sign-in was cancelled. Start again on your computer.",
-                        )
+                        .shown(Text::CancelledTitle, Text::CancelledAdvice)
                         .over(),
-                    _ => refused.shown("This request can't go on", SCAN_AGAIN),
+                    TransitionError::NumberNotPicked => {
+                        Problem::new(S::CONFLICT, "qr_number_required", sentence(t))
+                            .shown(Text::PickFirstTitle, Text::PickFirstAdvice)
+                            .may_retry()
+                    }
+                    _ => refused.shown(Text::CantGoOnTitle, SCAN_AGAIN),
                 }
             }
             BridgeError::ChallengeUsed => {
                 Problem::new(S::CONFLICT, "qr_replay_detected", sentence(e))
-                    .shown("Not verified", NOT_VERIFIED)
+                    .shown(Text::NotVerifiedTitle, NOT_VERIFIED)
                     .may_retry()
             }
             BridgeError::WrongCeremony => {
                 Problem::new(S::CONFLICT, "qr_invalid_state", sentence(e))
-                    .shown("Not verified", NOT_VERIFIED)
+                    .shown(Text::NotVerifiedTitle, NOT_VERIFIED)
                     .may_retry()
             }
             BridgeError::CredentialNotFound => {
                 Problem::new(S::NOT_FOUND, "qr_credential_not_found", sentence(e))
-                    .shown(
-                        "Unknown passkey",
-                        "This passkey is not registered here. Use another, or create one.",
-                    )
+                    .shown(Text::UnknownPasskeyTitle, Text::UnknownPasskeyAdvice)
                     .may_retry()
             }
             BridgeError::SignupClosed | BridgeError::BrowserNamedUser => {
-                Problem::new(S::FORBIDDEN, "forbidden", sentence(e)).shown(
-                    "You can't create an account here",
-                    "Sign in with a passkey you already have for this app.",
-                )
+                Problem::new(S::FORBIDDEN, "forbidden", sentence(e))
+                    .shown(Text::NoSignupTitle, Text::NoSignupAdvice)
             }
             BridgeError::ExternalIdTaken => Problem::new(S::FORBIDDEN, "forbidden", sentence(e))
-                .shown(
-                    "This account already exists",
-                    "Sign in with its passkey instead, or ask the app to add this one.",
-                ),
+                .shown(Text::AccountExistsTitle, Text::AccountExistsAdvice),
             BridgeError::ClaimedElsewhere(_) => {
-                Problem::new(S::FORBIDDEN, "forbidden", sentence(e)).shown(
-                    "This request is open on another device",
-                    "Only the device that first opened it can approve or decline it.",
-                )
+                Problem::new(S::FORBIDDEN, "forbidden", sentence(e))
+                    .shown(Text::OtherDeviceTitle, Text::OtherDeviceAdvice)
             }
             BridgeError::PinMismatch { .. } => {
                 Problem::new(S::BAD_REQUEST, "pin_mismatch", sentence(e))
-                    .shown(
-                        "Wrong PIN",
-                        "Check the PIN on the other device and try again.",
-                    )
+                    .shown(Text::WrongPinTitle, Text::WrongPinAdvice)
                     .may_retry()
             }
             BridgeError::PinLocked => Problem::new(S::FORBIDDEN, "pin_locked", sentence(e))
-                .shown(
-                    "Too many wrong PINs",
-                    "Start again on the other device for a new PIN.",
-                )
+                .shown(Text::PinLockedTitle, Text::PinLockedAdvice)
                 .over(),
             BridgeError::TicketMismatch => {
                 Problem::new(S::NOT_FOUND, "ticket_not_found", sentence(e))
-                    .shown("This link is not valid", SCAN_AGAIN)
+                    .shown(Text::BadLinkTitle, SCAN_AGAIN)
             }
             BridgeError::ContextMismatch => {
                 Problem::new(S::BAD_REQUEST, "context_mismatch", sentence(e))
-                    .shown("Open this on the browser it was meant for", SCAN_AGAIN)
+                    .shown(Text::OtherBrowserTitle, SCAN_AGAIN)
             }
             BridgeError::EnrollmentNeedsBackend => {
                 Problem::new(S::FORBIDDEN, "forbidden", sentence(e))
             }
             BridgeError::SignupOnRegistration => {
-                Problem::new(S::CONFLICT, "qr_invalid_state", sentence(e)).shown(
-                    "This request already creates a passkey",
-                    "Go back and approve it as it is.",
-                )
+                Problem::new(S::CONFLICT, "qr_invalid_state", sentence(e))
+                    .shown(Text::AlreadyCreatesTitle, Text::AlreadyCreatesAdvice)
             }
             BridgeError::UserGone => Problem::new(S::NOT_FOUND, "qr_user_not_found", sentence(e))
-                .shown(
-                    "This account no longer exists",
-                    "Go back to your computer and start again.",
-                )
+                .shown(Text::AccountGoneTitle, Text::AccountGoneAdvice)
                 .over(),
             BridgeError::Passkey(p) => {
                 let (status, code, message) = match p {
@@ -224,7 +204,7 @@ impl Problem {
                     ),
                 };
                 Problem::new(status, code, message)
-                    .shown("Not verified", NOT_VERIFIED)
+                    .shown(Text::NotVerifiedTitle, NOT_VERIFIED)
                     .may_retry()
             }
             BridgeError::Token(TokenError::Expired) => {
@@ -238,11 +218,17 @@ impl Problem {
                 "service_unavailable",
                 "The service is briefly unavailable; try again in a moment.",
             )
-            .shown(
-                "We can't reach our service right now",
-                "We can't reach our service right now. Wait a moment, then try again.",
-            )
+            .shown(Text::UnreachableTitle, Text::UnreachableAdvice)
             .may_retry(),
+            BridgeError::NumberMismatch => {
+                Problem::new(S::FORBIDDEN, "qr_number_mismatch", sentence(e))
+                    .shown(Text::WrongNumberTitle, Text::WrongNumberAdvice)
+                    .over()
+            }
+            BridgeError::NoNumberAsked => {
+                Problem::new(S::CONFLICT, "qr_invalid_state", sentence(e))
+                    .shown(Text::CantGoOnTitle, SCAN_AGAIN)
+            }
             BridgeError::Store(_) | BridgeError::Contended | BridgeError::Token(_) => {
                 Problem::ours()
             }
@@ -262,10 +248,7 @@ impl Problem {
             "internal_error",
             "Something went wrong on our side; try again.",
         )
-        .shown(
-            "Something went wrong on our side",
-            "Something went wrong on our side. Try again.",
-        )
+        .shown(Text::OursTitle, Text::OursAdvice)
         .may_retry()
     }
 }
@@ -281,7 +264,11 @@ pub fn pin_bridge_code(code: &'static str) -> &'static str {
         "qr_origin_not_allowed" => "origin_not_allowed",
         "qr_replay_detected" => "replay_detected",
         "qr_invalid_response" | "qr_polling_token_required" => "invalid_argument",
-        "qr_credential_not_found" | "qr_user_not_found" => "forbidden",
+        // A pairing asks for no number, so these two never reach a PIN route; mapped all the same.
+        "qr_credential_not_found"
+        | "qr_user_not_found"
+        | "qr_number_required"
+        | "qr_number_mismatch" => "forbidden",
         "service_unavailable" => "internal_error",
         other => other,
     }
@@ -301,6 +288,7 @@ pub fn sentence(e: &impl std::fmt::Display) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::i18n::Lang;
     use crate::session::{ClaimedElsewhere, EventKind};
 
     fn every_error() -> Vec<BridgeError> {
@@ -319,6 +307,9 @@ mod tests {
             refused(State::Denied),
             refused(State::Cancelled),
             refused(State::Pending),
+            BridgeError::Refused(TransitionError::NumberNotPicked),
+            BridgeError::NumberMismatch,
+            BridgeError::NoNumberAsked,
             BridgeError::Store(StoreError::Unavailable("down".into())),
             BridgeError::Store(StoreError::Corrupt("bad".into())),
             BridgeError::Contended,
@@ -404,8 +395,12 @@ mod tests {
                 "{e:?}"
             );
             assert!(p.message.ends_with('.'), "{e:?}: {}", p.message);
+            let (title, advice) = (
+                crate::i18n::text(Lang::En, p.title),
+                crate::i18n::text(Lang::En, p.advice),
+            );
             assert!(
-                !p.code.is_empty() && !p.title.is_empty() && p.advice.ends_with('.'),
+                !p.code.is_empty() && !title.is_empty() && advice.ends_with('.'),
                 "{e:?}"
             );
         }

@@ -21,6 +21,13 @@ pub fn random_id(prefix: &str) -> String {
     format!("{prefix}{hex}")
 }
 
+/// `N` bytes from the CSPRNG, for choices a person makes (number matching's numbers).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes
+}
+
 /// A PIN of `digits` decimal digits, uniform (leading zeros kept), for a person to read and type.
 pub fn pin(digits: u32) -> String {
     use rand::Rng;

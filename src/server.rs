@@ -65,6 +65,10 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             crate::ui::server::guard_server_fns,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::ui::server::remember_language,
+        ))
         .with_state(state);
     // Inside the headers: a 408 carries them like any other answer.
     let router = router.layer(TimeoutLayer::with_status_code(

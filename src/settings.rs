@@ -17,6 +17,7 @@ use crate::apps::{
 };
 use crate::limits::{Limits, TrustedProxies};
 pub use crate::logging::LogFormat;
+use crate::place::Places;
 pub use crate::store::StoreKind;
 use crate::tls::{self, TlsFiles, acme};
 
@@ -55,6 +56,8 @@ struct File {
     client_ip_header: String,
     #[serde(default)]
     home_app: Option<String>,
+    #[serde(default)]
+    geoip_database: Option<PathBuf>,
     #[serde(default = "default_redis_prefix")]
     redis_prefix: String,
     #[serde(default)]
@@ -201,6 +204,8 @@ pub struct Settings {
     pub apps: Arc<Apps>,
     /// The app whose sign-in page is served at `/`.
     pub home_app: Option<String>,
+    /// The GeoIP City file the phone's "where from" reads, if one is configured.
+    pub places: Arc<Places>,
     /// What every Redis key of this deployment starts with, so deployments can share a Redis.
     pub redis_prefix: String,
     /// Serve on a Redis that keeps nothing on disk (users and passkeys lost on its restart):
@@ -499,6 +504,10 @@ impl File {
                 other => other,
             },
             apps: Arc::new(Apps::new(apps)?),
+            places: Arc::new(match &self.geoip_database {
+                Some(path) => Places::open(path)?,
+                None => Places::none(),
+            }),
             redis_prefix: match self.redis_prefix.trim() {
                 p if !p.is_empty() && !p.contains(['{', '}', ' ']) => p.to_owned(),
                 _ => {

@@ -28,6 +28,8 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// The app whose sign-in page is served at `/`.
     pub home_app: Option<String>,
+    /// Where a request comes from, as the phone is told (see `place`).
+    pub places: Arc<crate::place::Places>,
     pub web_sessions: WebSessions,
     /// Status streams open on this instance, by session and by browser session.
     pub streams: OpenStreams,
@@ -76,6 +78,7 @@ impl AppState {
             proxies: Arc::new(settings.proxies.clone()),
             shutdown,
             home_app: settings.home_app.clone(),
+            places: settings.places.clone(),
             streams: OpenStreams::default(),
             request_timeout: settings.connections.request_timeout,
             stream_heartbeat: settings.connections.stream_heartbeat,

@@ -30,6 +30,7 @@ pub fn delivery_for(event: &AuditEvent) -> Option<Delivery> {
         Action::SignIn => &["session.completed"],
         Action::Declined => &["session.denied"],
         Action::PasskeyRevoked => &["passkey.revoked"],
+        Action::Disowned => &["session.disowned"],
         Action::PasskeyRefused | Action::SignedOut | Action::UserRemoved | Action::TokenRevoked => {
             return None;
         }

@@ -62,6 +62,10 @@ pub struct Status {
     pub session_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// Number matching (apps with `confirm_code`): the two digits to show once the phone has
+    /// opened the request, until it picked them. The SDK ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm_code: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +85,42 @@ pub struct Context {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_context: Option<String>,
     pub options: serde_json::Value,
+    /// Number matching: the three numbers to offer, one of them the desktop's. Answer with
+    /// `POST /v1/auth/cross-device/confirm/:id` before the passkey.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm_choices: Option<Vec<String>>,
+    /// Where the request comes from, in words for the person (see `Origin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_from: Option<RequestedFrom>,
+}
+
+/// Whether the desktop that started a request is on the phone's network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkMatch {
+    Same,
+    /// Clearly another network: the page warns, and makes Decline the easier choice.
+    Different,
+    /// Not known (no address, or one over IPv4 and the other over IPv6).
+    Unknown,
+}
+
+/// Where a request comes from, for the person deciding on the phone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestedFrom {
+    pub network: NetworkMatch,
+    /// With a GeoIP database configured: the desktop's city and country, in the phone's
+    /// language when the database has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+/// `POST /v1/auth/cross-device/confirm/:id`: the number the person tapped.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConfirmRequest {
+    pub code: String,
 }
 
 /// `POST /v1/auth/cross-device/init-registration`

@@ -23,7 +23,9 @@ use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 pub use error::{ApiError, PinBridgeError};
 pub use extract::ClientIp;
-use extract::{Answering, Backend, Bearer, Desktop, Id, Phone, Seen, Starting, TokenParam};
+use extract::{
+    Answering, Backend, Bearer, Desktop, Id, JsonBody, Phone, Seen, Starting, TokenParam,
+};
 
 use crate::apps::Apps;
 use crate::bridge::{
@@ -37,8 +39,8 @@ use crate::session::{
 use crate::state::AppState;
 use crate::token::TokenError;
 use crate::wire::{
-    Context, ContextType, Envelope, InitRegistrationRequest, InitRequest, Introspection, PhoneView,
-    Started, Status, Validated, VerifyRequest, WireStatus,
+    ConfirmRequest, Context, ContextType, Envelope, InitRegistrationRequest, InitRequest,
+    Introspection, PhoneView, Started, Status, Validated, VerifyRequest, WireStatus,
 };
 
 /// Bodies here are at most a few kilobytes (a registration's attestation); more is a mistake or an attack.
@@ -54,15 +56,23 @@ pub fn routes(apps: &Apps) -> Router<AppState> {
         .route("/v1/auth/cross-device/status/{id}", get(status))
         .route(
             "/v1/auth/cross-device/context/{id}",
-            get(|State(s): State<AppState>, Id(id): Id, phone: Phone| {
-                open(s, id, phone, Open::AsStarted)
-            }),
+            get(
+                |State(s): State<AppState>,
+                 Id(id): Id,
+                 ip: ClientIp,
+                 phone: Phone,
+                 h: HeaderMap| { open(s, id, phone, (ip, h), Open::AsStarted) },
+            ),
         )
         .route(
             "/v1/auth/cross-device/signup/{id}",
-            post(|State(s): State<AppState>, Id(id): Id, phone: Phone| {
-                open(s, id, phone, Open::Signup)
-            }),
+            post(
+                |State(s): State<AppState>,
+                 Id(id): Id,
+                 ip: ClientIp,
+                 phone: Phone,
+                 h: HeaderMap| { open(s, id, phone, (ip, h), Open::Signup) },
+            ),
         )
         .route(
             "/v1/auth/cross-device/verify",
@@ -75,6 +85,8 @@ pub fn routes(apps: &Apps) -> Router<AppState> {
         .route("/v1/auth/cross-device/cancel/{id}", post(cancel))
         .route("/v1/auth/cross-device/deny/{id}", post(deny))
         .route("/v1/auth/cross-device/outcome/{id}", get(outcome))
+        .route("/v1/auth/cross-device/confirm/{id}", post(confirm))
+        .route("/v1/auth/cross-device/disown/{id}", post(disown))
         .route("/v1/auth/cross-device/qr/{id}", get(qr::image))
         .merge(pairing::routes())
         .route("/v1/sessions/validate", get(validate))
@@ -228,22 +240,74 @@ async fn status(
 
 /// `context` (as the session was started) and `signup` (a phone with no passkey creates one,
 /// for apps with `open_signup`).
+/// Both also say where the request comes from and, for apps with number matching, which
+/// numbers to offer.
 async fn open(
     state: AppState,
     id: SessionId,
     Phone(app, phone): Phone,
+    (ClientIp(ip), headers): (ClientIp, HeaderMap),
     how: Open,
 ) -> Result<Json<Envelope<Context>>, ApiError> {
     let opened = state.bridge.open(&app, &id, &phone, how).await?;
+    let session = opened.session;
+    // Place names in the phone's language, when the database has them.
+    let lang = crate::i18n::from_headers(&headers);
+    let requested_from =
+        (state.places).requested_from(session.requester.address.as_deref(), ip, lang.code());
     Ok(ok(Context {
         kind: match opened.kind {
             Kind::Auth => ContextType::Auth,
             Kind::Registration => ContextType::Registration,
         },
         application_name: app.name.clone(),
-        approval_context: opened.session.approval_context.map(String::from),
+        confirm_choices: session
+            .number_match()
+            .map(|m| m.choices.iter().map(u8::to_string).collect()),
+        requested_from: Some(requested_from),
+        approval_context: session.approval_context.map(String::from),
         options: opened.options,
     }))
+}
+
+/// Number matching: the phone that opened the request sends the number the person tapped. The
+/// right one lets its passkey answer (204); a wrong one declines the request (403
+/// `qr_number_mismatch`). Two digits, as offered, or `validation_error` before anything is read.
+async fn confirm(
+    State(state): State<AppState>,
+    Id(id): Id,
+    Seen(from): Seen,
+    Phone(app, phone): Phone,
+    JsonBody(ConfirmRequest { code }): JsonBody<ConfirmRequest>,
+) -> Result<StatusCode, ApiError> {
+    let n = parse_number(&code)?;
+    state
+        .bridge
+        .pick_number(&app, &id, n, &phone, &from)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A number as the phone offers it: two digits, 10 to 99.
+fn parse_number(code: &str) -> Result<u8, ApiError> {
+    match code.parse::<u8>() {
+        Ok(n) if code.len() == 2 && (10..=99).contains(&n) => Ok(n),
+        _ => Err(ApiError::Validation(
+            "code must be one of the two-digit numbers offered in confirm_choices".into(),
+        )),
+    }
+}
+
+/// "This wasn't me": the phone that approved a request takes it back at once; its token is
+/// revoked and the app's backend hears `session.disowned`.
+async fn disown(
+    State(state): State<AppState>,
+    Id(id): Id,
+    Seen(from): Seen,
+    Phone(app, phone): Phone,
+) -> Result<StatusCode, ApiError> {
+    state.bridge.disown(&app, &id, &phone, &from).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `verify` (a signed challenge) and `verify-registration` (a new passkey).

@@ -176,6 +176,9 @@ async fn context(
             "userVerification": "required",
             "timeout": 60_000,
         }),
+        // A pairing is proven by its PIN, not by these signals.
+        confirm_choices: None,
+        requested_from: None,
     }))
 }
 

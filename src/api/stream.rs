@@ -215,6 +215,7 @@ mod tests {
             rev,
             expires_in: Duration::ZERO,
             flow: crate::bridge::Flow::CrossDevice,
+            number: None,
         }
     }
 

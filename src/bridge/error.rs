@@ -3,7 +3,7 @@
 use super::MAX_ATTEMPTS;
 use crate::apps::Invalid;
 use crate::passkey::PasskeyError;
-use crate::session::{ClaimedElsewhere, TransitionError};
+use crate::session::{ClaimedElsewhere, PickError, TransitionError};
 use crate::store::StoreError;
 use crate::token::TokenError;
 
@@ -73,6 +73,12 @@ pub enum BridgeError {
     EnrollmentNeedsBackend,
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// The phone picked another number than the desktop shows: the session is declined.
+    #[error("that is not the number the desktop shows; the sign-in was declined")]
+    NumberMismatch,
+    /// A pick for a session that asks for none (its app leaves number matching off).
+    #[error("this request asks for no number")]
+    NoNumberAsked,
 }
 
 /// Why the service could not be built from the settings.
@@ -91,6 +97,15 @@ impl From<TransitionError> for BridgeError {
         match e {
             TransitionError::Expired => BridgeError::Expired,
             other => BridgeError::Refused(other),
+        }
+    }
+}
+
+impl From<PickError> for BridgeError {
+    fn from(e: PickError) -> Self {
+        match e {
+            PickError::NotAsked => BridgeError::NoNumberAsked,
+            PickError::Refused(t) => t.into(),
         }
     }
 }

@@ -92,6 +92,8 @@ pub struct Observed {
     pub expires_in: Duration,
     /// Whose routes the session answers on, which decides how its status is named.
     pub flow: Flow,
+    /// Number matching: what the desktop shows while the phone has it to pick.
+    pub number: Option<u8>,
 }
 
 pub struct Bridge {
@@ -287,6 +289,7 @@ impl Bridge {
             rev: loaded.rev,
             expires_in: loaded.now.until(session.expires_at),
             flow: Flow::of(session),
+            number: session.number_to_show(loaded.now),
         }
     }
 

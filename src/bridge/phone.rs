@@ -11,7 +11,8 @@ use crate::apps::App;
 use crate::audit::{Action, AuditEvent};
 use crate::passkey::refuse_cross_origin;
 use crate::session::{
-    Applied, Completion, Event, EventKind, Kind, Session, SessionId, StartedBy, State,
+    Applied, Completion, Event, EventKind, Kind, NumberMatch, Picked, Session, SessionId,
+    StartedBy, State,
 };
 use crate::session::{Requester, Timestamp};
 use crate::store::{Created, Loaded, Replaced};
@@ -185,6 +186,7 @@ impl Bridge {
         if !app.open_signup {
             return Err(BridgeError::SignupClosed);
         }
+        let numbers = numbers_for(app);
         let session = self
             .update(id, |s, now| {
                 owned_by(s, app)?;
@@ -193,7 +195,11 @@ impl Bridge {
                     return Err(BridgeError::SignupOnRegistration);
                 }
                 s.claim(by)?;
-                Ok(s.apply(Event::Scan, now)?)
+                let applied = s.apply(Event::Scan, now)?;
+                if let Some(numbers) = &numbers {
+                    s.ask_number(numbers.clone());
+                }
+                Ok(applied)
             })
             .await?;
         let handle = Uuid::new_v4();
@@ -209,12 +215,52 @@ impl Bridge {
     }
 
     async fn scan(&self, app: &App, id: &SessionId, by: &str) -> Result<Session, BridgeError> {
+        let numbers = numbers_for(app);
         self.update(id, |s, now| {
             owned_by(s, app)?;
             s.claim(by)?;
-            Ok(s.apply(Event::Scan, now)?)
+            let applied = s.apply(Event::Scan, now)?;
+            if let Some(numbers) = &numbers {
+                s.ask_number(numbers.clone());
+            }
+            Ok(applied)
         })
         .await
+    }
+
+    /// The phone that opened the request picked `n` among the numbers it was shown: the right
+    /// one lets its passkey answer; a wrong one declines the session, counted and kept in the
+    /// trail like any decline.
+    pub async fn pick_number(
+        &self,
+        app: &App,
+        id: &SessionId,
+        n: u8,
+        by: &str,
+        from: &Requester,
+    ) -> Result<(), BridgeError> {
+        let mut picked = None;
+        let session = self
+            .update(id, |s, now| {
+                owned_by(s, app)?;
+                s.check_opened_by(by)?;
+                let pick = s.pick_number(n, now)?;
+                picked = Some((pick, now));
+                Ok(Applied::Changed)
+            })
+            .await?;
+        match picked {
+            Some((Picked::Wrong, at)) => {
+                crate::telemetry::verify_refused("qr_number_mismatch");
+                let event = AuditEvent::new(Action::Declined, &app.id, at)
+                    .of_session(&session)
+                    .phone(from)
+                    .reason("qr_number_mismatch");
+                self.recorder.record(event).await;
+                Err(BridgeError::NumberMismatch)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The phone signed the challenge: check it, record the use, and complete the session.
@@ -495,6 +541,13 @@ impl Bridge {
             .reason(code);
         self.recorder.record(event).await;
     }
+}
+
+/// The numbers a phone opening a request of `app` will pick from, when the app asks for number
+/// matching. Drawn before the write, so a retried compare-and-set offers the same ones.
+fn numbers_for(app: &App) -> Option<NumberMatch> {
+    app.confirm_code
+        .then(|| NumberMatch::from_random(crate::secret::random_bytes()))
 }
 
 /// The name a new passkey is saved under on the phone when the app gave none.

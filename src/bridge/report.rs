@@ -55,6 +55,7 @@ impl Observed {
             scanned: self.state == State::Scanned,
             session_token: None,
             user_id: None,
+            confirm_code: self.number.map(|n| n.to_string()),
         };
         if self.state == State::Completed {
             let done = self.completion.as_ref().ok_or_else(|| {
@@ -81,6 +82,7 @@ mod tests {
             rev: 1,
             expires_in: Duration::ZERO,
             flow: crate::bridge::Flow::CrossDevice,
+            number: None,
         }
     }
 
@@ -122,6 +124,21 @@ mod tests {
         assert_eq!(seen.len(), 6, "one status per state");
         assert_eq!(pin_status(State::Scanned), PinStatus::PinVerified);
         assert_eq!(pin_status(State::Denied), PinStatus::PinLocked);
+    }
+
+    #[test]
+    fn the_desktop_is_told_the_number_and_a_pairing_never() {
+        let mut scanned = observed(State::Scanned, None);
+        scanned.number = Some(42);
+        let status = scanned.status(Reveal::UserOnly).unwrap();
+        assert_eq!(status.confirm_code.as_deref(), Some("42"));
+        let json = serde_json::to_string(&scanned.pairing_status()).unwrap();
+        assert!(!json.contains("42"), "{json}");
+        let plain = observed(State::Scanned, None)
+            .status(Reveal::Token)
+            .unwrap();
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(!json.contains("confirm_code"), "absent, never null: {json}");
     }
 
     #[test]

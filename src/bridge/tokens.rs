@@ -1,9 +1,9 @@
 //! Session tokens after issue: validation, introspection (RFC 7662) and revocation (RFC 7009).
 
-use super::{Bridge, BridgeError, Introspected};
+use super::{Bridge, BridgeError, Introspected, owned_by};
 use crate::apps::App;
 use crate::audit::{Action, AuditEvent};
-use crate::session::{Timestamp, UserId};
+use crate::session::{Requester, SessionId, State, Timestamp, UserId};
 use crate::token::{Claims, TokenError};
 
 impl Bridge {
@@ -49,6 +49,49 @@ impl Bridge {
         let mut event = AuditEvent::new(Action::TokenRevoked, &app.id, self.store.now().await?)
             .user(&claims.sub);
         event.token_id = Some(claims.jti.clone());
+        self.recorder.record(event).await;
+        Ok(())
+    }
+
+    /// "This wasn't me": the phone that just approved a sign-in takes it back. The token is
+    /// revoked at once (its id is the session's), so the desktop's next check fails; the app's
+    /// backend hears `session.disowned`. Only that phone may, and only once the session is
+    /// completed; a repeat changes nothing more.
+    pub async fn disown(
+        &self,
+        app: &App,
+        id: &SessionId,
+        by: &str,
+        from: &Requester,
+    ) -> Result<(), BridgeError> {
+        let loaded = self.store.load(id).await?.ok_or(BridgeError::NotFound)?;
+        let session = &loaded.session;
+        owned_by(session, app)?;
+        session.check_opened_by(by)?;
+        let done = match session.state_at(loaded.now) {
+            State::Completed => session.completion().ok_or(BridgeError::NotFound)?,
+            state => {
+                return Err(crate::session::TransitionError::NotAllowed {
+                    state,
+                    event: crate::session::EventKind::Cancel,
+                }
+                .into());
+            }
+        };
+        let jti = id.to_string();
+        if self.store.is_token_revoked(&jti).await? {
+            return Ok(());
+        }
+        // Past the token's own end, whenever it was minted during the session.
+        let until = loaded
+            .now
+            .plus(self.tokens.ttl() + std::time::Duration::from_secs(60));
+        self.store.revoke_token(&jti, until).await?;
+        let mut event = AuditEvent::new(Action::Disowned, &app.id, loaded.now)
+            .of_session(session)
+            .user(done.user_id.as_str())
+            .phone(from);
+        event.token_id = Some(jti);
         self.recorder.record(event).await;
         Ok(())
     }

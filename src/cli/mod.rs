@@ -100,6 +100,9 @@ pub enum AppsCommand {
         /// Serve this app's sign-in page on the bridge itself, at /login/<app id>.
         #[arg(long)]
         hosted_login: bool,
+        /// Number matching: the phone must pick the number the desktop shows before approving.
+        #[arg(long)]
+        confirm_code: bool,
         /// Print one JSON object: app_id, publishable_key, secret_key.
         #[arg(long)]
         json: bool,
@@ -247,6 +250,7 @@ fn apps(path: &Path, command: AppsCommand) -> anyhow::Result<()> {
             open_signup,
             browser_external_ids,
             hosted_login,
+            confirm_code,
             json,
         } => {
             let mut doc = read_document(path)?;
@@ -280,6 +284,7 @@ fn apps(path: &Path, command: AppsCommand) -> anyhow::Result<()> {
                 open_signup,
                 browser_external_ids,
                 hosted_login,
+                confirm_code,
                 webhook_url: None,
                 webhook_secret: None,
             };
@@ -408,6 +413,9 @@ fn append_app(doc: &mut DocumentMut, app: &AppConfig) {
     }
     if app.hosted_login {
         table.insert("hosted_login", value(true));
+    }
+    if app.confirm_code {
+        table.insert("confirm_code", value(true));
     }
     let apps = doc
         .entry("apps")

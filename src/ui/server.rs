@@ -9,24 +9,30 @@ use leptos::prelude::ServerFnError;
 use tower_sessions::Session as WebSession;
 
 use crate::bridge::BridgeError;
+use crate::i18n::{Lang, Text, text};
 use crate::problem::Problem;
 use crate::state::AppState;
 
 /// A failure the page can only report: the browser session or the request could not be read.
+/// (In English: which language the request asked for may be what could not be read.)
 pub fn internal(e: impl std::fmt::Display) -> ServerFnError {
     tracing::error!(error = %e, "page request failed");
-    ServerFnError::new("Something went wrong on our side; try again.")
+    ServerFnError::new(text(Lang::En, Text::OursAdvice))
 }
 
-/// A refusal of the service, worded for people from the one table (see `problem`).
-pub fn refused(e: &BridgeError) -> ServerFnError {
+/// A refusal of the service, worded for people in `lang` from the one table (see `problem`).
+pub fn refused(e: &BridgeError, lang: Lang) -> ServerFnError {
     let problem = Problem::of(e);
     if problem.is_ours() {
         tracing::error!(error = %e, "page request failed");
         // Its advice already says whose failure it was.
-        return ServerFnError::new(problem.advice);
+        return ServerFnError::new(text(lang, problem.advice));
     }
-    ServerFnError::new(format!("{}. {}", problem.title, problem.advice))
+    ServerFnError::new(format!(
+        "{}. {}",
+        text(lang, problem.title),
+        text(lang, problem.advice)
+    ))
 }
 
 pub async fn web_session() -> Result<WebSession, ServerFnError> {
@@ -40,6 +46,73 @@ pub async fn client(state: &AppState) -> Result<(IpAddr, HeaderMap), ServerFnErr
         .await
         .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
     Ok((state.proxies.client(peer, &headers), headers))
+}
+
+pub use crate::i18n::{LANG_COOKIE, from_headers as lang_of};
+
+/// The language of the server function's request.
+pub async fn lang() -> Lang {
+    leptos_axum::extract::<HeaderMap>()
+        .await
+        .map(|headers| lang_of(&headers))
+        .unwrap_or_default()
+}
+
+/// The language switch: a page link with `?lang=xx` remembers the choice for a year and comes
+/// back to the same address without it (303), so the address stays shareable and the choice
+/// holds on every page. A choice we do not have is ignored.
+pub async fn remember_language(
+    Extract(state): Extract<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let uri = request.uri();
+    let page = request.method() == axum::http::Method::GET
+        && !uri.path().starts_with("/v1/")
+        && !uri.path().starts_with("/api/");
+    let query = uri.query().unwrap_or_default();
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let chosen = pairs
+        .iter()
+        .find(|(k, _)| k == "lang")
+        .and_then(|(_, v)| Lang::parse(v));
+    let (true, Some(lang)) = (page, chosen) else {
+        return next.run(request).await;
+    };
+    let rest: Vec<_> = pairs.iter().filter(|(k, _)| k != "lang").collect();
+    let mut back = uri.path().to_owned();
+    if !rest.is_empty() {
+        back.push('?');
+        back.push_str(
+            &url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(rest)
+                .finish(),
+        );
+    }
+    let cookie = cookie::Cookie::build((LANG_COOKIE, lang.code()))
+        .path("/")
+        .max_age(cookie::time::Duration::days(365))
+        .same_site(cookie::SameSite::Lax)
+        .secure(state.public_origin.starts_with("https://"))
+        .http_only(true)
+        .build();
+    let mut response = (
+        StatusCode::SEE_OTHER,
+        [(axum::http::header::LOCATION, back)],
+    )
+        .into_response();
+    if let Ok(value) = cookie.to_string().parse() {
+        response
+            .headers_mut()
+            .insert(axum::http::header::SET_COOKIE, value);
+    }
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 /// The largest server-function body: a passkey's answer is a few kilobytes.

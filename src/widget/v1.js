@@ -20,6 +20,7 @@ const STRINGS = {
     qr: "QR code to sign in on your phone",
     expires: (t) => `Expires in ${t}`,
     scanned: "Scanned — check your phone",
+    match: "On your phone, tap this number:",
     signedIn: "You're signed in",
     expired: "This code has expired.",
     declined: "The sign-in was declined on the phone.",
@@ -36,6 +37,7 @@ const STRINGS = {
     qr: "Code QR pour vous connecter avec votre téléphone",
     expires: (t) => `Expire dans ${t}`,
     scanned: "Code scanné — regardez votre téléphone",
+    match: "Sur votre téléphone, touchez ce nombre :",
     signedIn: "Vous êtes connecté",
     expired: "Ce code a expiré.",
     declined: "La connexion a été refusée sur le téléphone.",
@@ -52,6 +54,7 @@ const STRINGS = {
     qr: "QR-Code zur Anmeldung mit dem Telefon",
     expires: (t) => `Läuft ab in ${t}`,
     scanned: "Gescannt — sehen Sie auf Ihr Telefon",
+    match: "Tippen Sie auf dem Telefon diese Zahl an:",
     signedIn: "Sie sind angemeldet",
     expired: "Dieser Code ist abgelaufen.",
     declined: "Die Anmeldung wurde auf dem Telefon abgelehnt.",
@@ -68,6 +71,7 @@ const STRINGS = {
     qr: "Código QR para iniciar sesión con tu teléfono",
     expires: (t) => `Caduca en ${t}`,
     scanned: "Escaneado — mira tu teléfono",
+    match: "En tu teléfono, toca este número:",
     signedIn: "Has iniciado sesión",
     expired: "Este código ha caducado.",
     declined: "El inicio de sesión se rechazó en el teléfono.",
@@ -103,6 +107,9 @@ button { font: inherit; cursor: pointer; border-radius: 8px; padding: .45rem .9r
   border: 1px solid var(--_border); background: transparent; color: var(--_fg); }
 button.primary { background: var(--_accent); border-color: var(--_accent); color: var(--_bg); }
 button:focus-visible, a:focus-visible { outline: 3px solid var(--_accent); outline-offset: 2px; }
+[part~="number"] { display: flex; align-items: center; gap: .75rem; margin-top: .75rem; }
+[part~="number"] strong { font-size: 2.25em; line-height: 1.1; font-weight: 800; padding: .05em .4em;
+  border: 2px solid var(--_accent); border-radius: 8px; color: var(--_accent); font-variant-numeric: tabular-nums; }
 [hidden] { display: none !important; }
 `;
 
@@ -119,7 +126,7 @@ function styles() {
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) {
-    if (key === "part" || key.startsWith("aria-") || key === "role" || key === "id") node.setAttribute(key, value);
+    if (key === "part" || key.startsWith("aria-") || key.startsWith("data-") || key === "role" || key === "id") node.setAttribute(key, value);
     else node[key] = value;
   }
   node.append(...children);
@@ -167,6 +174,9 @@ class QrBridgeSignin extends HTMLElement {
       link: el("a", { part: "link", target: "_blank", rel: "noopener noreferrer" }),
       countdown: el("p", { part: "countdown", className: "muted" }),
       status: el("p", { part: "status", role: "status", "aria-live": "polite" }),
+      // Number matching (apps with confirm_code): what the person taps on the phone, drawn large;
+      // the status line says it in words.
+      number: el("strong", { "data-testid": "match-number" }),
       cancel: el("button", { part: "button cancel", type: "button" }),
       renew: el("button", { part: "button renew", type: "button", className: "primary", hidden: true }),
     };
@@ -178,6 +188,7 @@ class QrBridgeSignin extends HTMLElement {
         el("div", { className: "body" }, ui.qr,
           el("div", { className: "side" }, ui.scan, el("p", {}, ui.linkLabel, " ", ui.link), ui.countdown)),
         ui.status,
+        ui.numberBox = el("p", { part: "number", hidden: true, "aria-hidden": "true" }, ui.number),
         el("div", { className: "actions" }, ui.cancel, ui.renew)),
     );
     this.#ui = ui;
@@ -260,6 +271,7 @@ class QrBridgeSignin extends HTMLElement {
     ui.link.removeAttribute("href");
     ui.link.textContent = "";
     ui.countdown.textContent = "";
+    ui.numberBox.hidden = true;
     ui.cancel.hidden = true;
     ui.renew.hidden = false;
     this.#say(text);
@@ -274,6 +286,8 @@ class QrBridgeSignin extends HTMLElement {
     const ui = this.#ui;
     ui.renew.hidden = true;
     ui.cancel.hidden = false;
+    ui.numberBox.hidden = true;
+    ui.number.textContent = "";
     this.#announced = false;
     this.#say(this.#t.starting);
     try {
@@ -379,7 +393,13 @@ class QrBridgeSignin extends HTMLElement {
         if (s.scanned && !this.#announced) {
           this.#announced = true;
           this.#say(t.scanned);
-          this.#emit("scanned", { sessionId: this.#session?.session_id });
+          this.#emit("scanned", { sessionId: this.#session?.session_id, confirmCode: s.confirm_code });
+        }
+        // Shown while the phone has it to pick, then gone; announced once, with the status.
+        if ((s.confirm_code ?? "") !== this.#ui.number.textContent) {
+          this.#ui.number.textContent = s.confirm_code ?? "";
+          this.#ui.numberBox.hidden = !s.confirm_code;
+          if (s.confirm_code) this.#say(`${t.match} ${s.confirm_code}`);
         }
         return false;
       case "completed": {
@@ -394,6 +414,7 @@ class QrBridgeSignin extends HTMLElement {
         const ui = this.#ui;
         ui.qr.removeAttribute("src");
         ui.countdown.textContent = "";
+        ui.numberBox.hidden = true;
         ui.cancel.hidden = true;
         this.#say(t.signedIn);
         this.#emit("signin", { sessionToken: s.session_token, userId: s.user_id, sessionId });

@@ -26,6 +26,7 @@ mod pin_bridge;
 mod qr;
 mod races;
 mod related_origins;
+mod signals;
 mod streams;
 mod validation;
 mod webhooks;

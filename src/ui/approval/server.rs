@@ -6,9 +6,10 @@ use leptos::prelude::{ServerFnError, expect_context};
 use tower_sessions::Session as WebSession;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
-use super::{Approval, Asking, PhoneOutcome};
+use super::{Approval, Asking, PasskeyUsed, PhoneOutcome};
 use crate::apps::App;
 use crate::bridge::{Answer, Approved, BridgeError, Open, wire_status};
+use crate::i18n::{Lang, Text, text, text_with};
 use crate::limits::Operation;
 use crate::problem::Problem;
 use crate::session::{Kind, Requester, SessionId, Timestamp};
@@ -33,8 +34,8 @@ async fn claim(web: &WebSession) -> Result<String, ServerFnError> {
     Ok(secret::digest(&secret))
 }
 
-/// "Chrome on macOS", from the user agent.
-fn device(user_agent: Option<&str>) -> String {
+/// "Chrome on macOS", from the user agent, in `lang`.
+fn device(user_agent: Option<&str>, lang: Lang) -> String {
     let parsed = user_agent.and_then(|ua| woothee::parser::Parser::new().parse(ua));
     match parsed {
         Some(r) if r.name != "UNKNOWN" => {
@@ -46,44 +47,46 @@ fn device(user_agent: Option<&str>) -> String {
             if os.is_empty() {
                 r.name.to_owned()
             } else {
-                format!("{} on {os}", r.name)
+                text_with(
+                    lang,
+                    Text::BrowserOn,
+                    &[("browser", r.name.into()), ("os", os.into())],
+                )
             }
         }
-        _ => "an unknown browser".to_owned(),
+        _ => text(lang, Text::UnknownBrowser),
     }
 }
 
-fn ago(then: Timestamp, now_ms: u64) -> String {
-    match now_ms.saturating_sub(then.as_millis()) / 60_000 {
-        0 => "just now".to_owned(),
-        1 => "a minute ago".to_owned(),
-        n => format!("{n} minutes ago"),
-    }
+/// "just now", "3 minutes ago", with the language's plural forms.
+fn ago(then: Timestamp, now_ms: u64, lang: Lang) -> String {
+    let minutes = now_ms.saturating_sub(then.as_millis()) / 60_000;
+    text_with(lang, Text::RequestedAgo, &[("minutes", minutes.into())])
 }
 
 /// The page when there is nothing (more) to approve, with its HTTP status.
-fn gone(problem: &Problem) -> Approval {
+fn gone(problem: &Problem, lang: Lang) -> Approval {
     Approval::Gone {
         status: problem.page_status.as_u16(),
-        title: problem.title.into(),
-        message: problem.advice.into(),
+        title: text(lang, problem.title),
+        message: text(lang, problem.advice),
     }
 }
 
 /// How a refusal reads on the phone: worth another try, or over.
-fn outcome(e: &BridgeError) -> PhoneOutcome {
+fn outcome(e: &BridgeError, lang: Lang) -> PhoneOutcome {
     let problem = Problem::of(e);
     if problem.is_ours() {
         tracing::error!(error = %e, "phone request failed");
     }
     if problem.retry {
         PhoneOutcome::Retry {
-            message: problem.advice.into(),
+            message: text(lang, problem.advice),
         }
     } else {
         PhoneOutcome::Gone {
-            title: problem.title.into(),
-            message: problem.advice.into(),
+            title: text(lang, problem.title),
+            message: text(lang, problem.advice),
         }
     }
 }
@@ -97,13 +100,15 @@ struct Phone {
     by: String,
     /// Where the phone is, for the audit trail.
     seen: Requester,
+    ip: std::net::IpAddr,
+    lang: Lang,
 }
 
 /// Why a phone's request stopped before the service: what the page shows instead.
 enum Stopped {
     /// Too many requests from this client.
-    Limited(Problem),
-    Refused(BridgeError),
+    Limited(Problem, Lang),
+    Refused(BridgeError, Lang),
     /// The browser session could not be read: ours, not the store's contention.
     Page(ServerFnError),
 }
@@ -113,17 +118,18 @@ impl Phone {
     /// code gets no browser session.
     async fn of(session_id: &str) -> Result<Phone, Stopped> {
         let state = expect_context::<AppState>();
-        let id =
-            SessionId::parse(session_id).map_err(|_| Stopped::Refused(BridgeError::NotFound))?;
         let (ip, headers) = client(&state).await.map_err(Stopped::Page)?;
+        let lang = crate::ui::server::lang_of(&headers);
+        let id = SessionId::parse(session_id)
+            .map_err(|_| Stopped::Refused(BridgeError::NotFound, lang))?;
         let user_agent = headers
             .get(axum::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok());
         let seen = Requester::new(user_agent, Some(ip.to_string()));
         if let Err(limited) = state.limiter.admit(Operation::Phone, ip).await {
-            return Err(Stopped::Limited(Problem::limited(&limited)));
+            return Err(Stopped::Limited(Problem::limited(&limited), lang));
         }
-        let app = state.bridge.app_of(&id).await.map_err(Stopped::Refused)?;
+        let app = (state.bridge.app_of(&id).await).map_err(|e| Stopped::Refused(e, lang))?;
         let web = web_session().await.map_err(Stopped::Page)?;
         let by = claim(&web).await.map_err(Stopped::Page)?;
         Ok(Phone {
@@ -132,6 +138,8 @@ impl Phone {
             app,
             by,
             seen,
+            ip,
+            lang,
         })
     }
 
@@ -151,13 +159,13 @@ impl Phone {
                 WireStatus::Completed => PhoneOutcome::Approved { passkey: None },
                 WireStatus::Denied => PhoneOutcome::Declined,
                 WireStatus::Pending => PhoneOutcome::Retry {
-                    message: "That did not go through on our side. Try again.".into(),
+                    message: text(self.lang, Text::RetryOurs),
                 },
-                WireStatus::Expired => outcome(&BridgeError::Expired),
-                WireStatus::Cancelled => outcome(&BridgeError::Cancelled),
+                WireStatus::Expired => outcome(&BridgeError::Expired, self.lang),
+                WireStatus::Cancelled => outcome(&BridgeError::Cancelled, self.lang),
             },
             // Still failing: say so, without claiming either way.
-            Err(e) => outcome(&e),
+            Err(e) => outcome(&e, self.lang),
         }
     }
 
@@ -168,7 +176,7 @@ impl Phone {
             Err(e) if matches!(e, BridgeError::Store(_) | BridgeError::Contended) => {
                 self.truth(e).await
             }
-            Err(e) => outcome(&e),
+            Err(e) => outcome(&e, self.lang),
         }
     }
 }
@@ -176,13 +184,13 @@ impl Phone {
 impl Stopped {
     fn page(self) -> Result<Approval, ServerFnError> {
         match self {
-            Stopped::Limited(problem) => Ok(gone(&problem)),
-            Stopped::Refused(e) => {
+            Stopped::Limited(problem, lang) => Ok(gone(&problem, lang)),
+            Stopped::Refused(e, lang) => {
                 let problem = Problem::of(&e);
                 if problem.is_ours() {
                     tracing::error!(error = %e, "approval page failed");
                 }
-                Ok(gone(&problem))
+                Ok(gone(&problem, lang))
             }
             Stopped::Page(e) => Err(e),
         }
@@ -190,12 +198,13 @@ impl Stopped {
 
     fn outcome(self) -> PhoneOutcome {
         match self {
-            Stopped::Limited(problem) => PhoneOutcome::Retry {
-                message: problem.advice.into(),
+            Stopped::Limited(problem, lang) => PhoneOutcome::Retry {
+                message: text(lang, problem.advice),
             },
-            Stopped::Refused(e) => outcome(&e),
+            Stopped::Refused(e, lang) => outcome(&e, lang),
+            // The request could not be read, its language included.
             Stopped::Page(_) => PhoneOutcome::Retry {
-                message: "Something went wrong on our side. Try again.".into(),
+                message: text(Lang::En, Text::OursAdvice),
             },
         }
     }
@@ -213,9 +222,9 @@ pub async fn open(session_id: &str, how: Open) -> Result<Approval, ServerFnError
         // Making a challenge failed: ours, not a refusal of the phone's answer.
         Err(BridgeError::Passkey(e)) => {
             tracing::error!(error = %e, "could not make a challenge");
-            return Ok(gone(&Problem::ours()));
+            return Ok(gone(&Problem::ours(), phone.lang));
         }
-        Err(e) => return Stopped::Refused(e).page(),
+        Err(e) => return Stopped::Refused(e, phone.lang).page(),
     };
     let session = &opened.session;
     Ok(Approval::Ready {
@@ -223,47 +232,28 @@ pub async fn open(session_id: &str, how: Open) -> Result<Approval, ServerFnError
         app_name: app.name.clone(),
         message: session.approval_context.as_ref().map(|m| m.for_display()),
         asking: Asking {
-            browser: device(session.requester.user_agent.as_deref()),
-            address: session.requester.address.clone(),
-            when: ago(session.created_at, browser::now_ms()),
+            browser: device(session.requester.user_agent.as_deref(), phone.lang),
+            from: state.places.requested_from(
+                session.requester.address.as_deref(),
+                phone.ip,
+                phone.lang.code(),
+            ),
+            when: ago(session.created_at, browser::now_ms(), phone.lang),
         },
+        choices: session.number_match().map(|m| m.choices.to_vec()),
         registration: opened.kind == Kind::Registration,
         options: opened.options.to_string(),
         open_signup: app.open_signup,
     })
 }
 
-/// Which passkey approved, in words that tell a person's devices apart: the one made just now,
-/// or the one made on a given day (UTC).
-fn passkey_used(approved: &Approved) -> String {
+/// Which passkey approved, so the page can tell a person's devices apart: the one made just
+/// now, or the one made on a given day (which the browser writes in the page's language).
+fn passkey_used(approved: &Approved) -> PasskeyUsed {
     if approved.new {
-        return "the passkey you just created".into();
-    }
-    let date = crate::bridge::iso8601(approved.passkey_created_at);
-    let mut parts = date.get(..10).unwrap_or_default().split('-');
-    let (year, month, day) = (parts.next(), parts.next(), parts.next());
-    const MONTHS: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    let month = month
-        .and_then(|m| m.parse::<usize>().ok())
-        .and_then(|m| MONTHS.get(m.wrapping_sub(1)));
-    match (year, month, day.and_then(|d| d.parse::<u8>().ok())) {
-        (Some(year), Some(month), Some(day)) => {
-            format!("your passkey created on {day} {month} {year}")
-        }
-        _ => "your passkey".into(),
+        PasskeyUsed::New
+    } else {
+        PasskeyUsed::CreatedAt(approved.passkey_created_at.as_millis())
     }
 }
 
@@ -288,7 +278,7 @@ pub async fn answer(
     };
     let Some(answer) = answer else {
         return Ok(PhoneOutcome::Retry {
-            message: "The passkey's answer could not be read. Try again.".into(),
+            message: text(phone.lang, Text::AnswerUnreadable),
         });
     };
     let result = phone
@@ -306,6 +296,41 @@ pub async fn answer(
             .await;
     }
     Ok(phone.told(result).await)
+}
+
+/// Number matching: the number the person tapped. The right one lets the passkey answer; a
+/// wrong one has declined the request.
+pub async fn pick(session_id: &str, number: u8) -> Result<PhoneOutcome, ServerFnError> {
+    let phone = match Phone::of(session_id).await {
+        Ok(phone) => phone,
+        Err(stopped) => return Ok(stopped.outcome()),
+    };
+    let result = phone
+        .state
+        .bridge
+        .pick_number(&phone.app, &phone.id, number, &phone.by, &phone.seen)
+        .await
+        .map(|()| PhoneOutcome::Picked);
+    Ok(phone.told(result).await)
+}
+
+/// "This wasn't me", right after approving: the sign-in's token is revoked at once.
+pub async fn disown(session_id: &str) -> Result<PhoneOutcome, ServerFnError> {
+    let phone = match Phone::of(session_id).await {
+        Ok(phone) => phone,
+        Err(stopped) => return Ok(stopped.outcome()),
+    };
+    let result = phone
+        .state
+        .bridge
+        .disown(&phone.app, &phone.id, &phone.by, &phone.seen)
+        .await;
+    // Not `told`: the session reads "completed" either way, so only this answer says whether
+    // the token was revoked.
+    Ok(match result {
+        Ok(()) => PhoneOutcome::Disowned,
+        Err(e) => outcome(&e, phone.lang),
+    })
 }
 
 pub async fn decline(session_id: &str) -> Result<PhoneOutcome, ServerFnError> {

@@ -5,8 +5,9 @@ use leptos::task::spawn_local;
 use leptos_router::hooks::use_params_map;
 use serde::{Deserialize, Serialize};
 
-use super::Notice;
+use super::{Notice, page_words};
 use crate::browser;
+use crate::i18n::{Text, Words};
 
 #[cfg(feature = "ssr")]
 pub(crate) mod server;
@@ -26,6 +27,8 @@ pub struct Waiting {
     pub qr_url: String,
     pub expires_at_ms: u64,
     pub scanned: bool,
+    /// Number matching: what the person picks on the phone, shown once it opened the request.
+    pub number: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,26 +96,31 @@ pub async fn desk_sign_out(app_id: String) -> Result<Desk, ServerFnError> {
 pub fn DesktopPage() -> impl IntoView {
     let params = use_params_map();
     let desk = Resource::new_blocking(move || params.read().get("app_id"), desk_open);
+    let words = page_words();
+    let preparing = words.get(Text::DeskPreparing);
     view! {
-        <Suspense fallback=|| view! { <p class="muted">"Preparing your sign-in code…"</p> }>
-            {move || Suspend::new(async move {
+        <Suspense fallback=move || view! { <p class="muted">{preparing.clone()}</p> }>
+            {move || {
+                let words = words.clone();
+                Suspend::new(async move {
                 match desk.await {
                     Ok(Desk::NoApp) => {
                         super::set_status(404);
                         view! {
-                            <Notice title="No such app".into() message="This sign-in page does not exist. Check the address.".into()>
+                            <Notice title=words.get(Text::DeskNoAppTitle) message=words.get(Text::DeskNoAppMessage)>
                                 <span></span>
                             </Notice>
                         }
                             .into_any()
                     }
-                    Ok(initial) => view! { <DeskView initial/> }.into_any(),
+                    Ok(initial) => view! { <DeskView initial words/> }.into_any(),
                     Err(e) => {
                         super::set_status(500);
-                        view! { <Notice title="Something went wrong".into() message=e.to_string()><span></span></Notice> }.into_any()
+                        view! { <Notice title=words.get(Text::ErrorTitle) message=e.to_string()><span></span></Notice> }.into_any()
                     }
                 }
-            })}
+            })
+            }}
         </Suspense>
     }
 }
@@ -137,8 +145,10 @@ where
 
 /// The desktop's card: the one island of the sign-in page.
 #[island]
-fn DeskView(initial: Desk) -> impl IntoView {
+fn DeskView(initial: Desk, words: Words) -> impl IntoView {
     let state = RwSignal::new(initial);
+    let words = StoredValue::new(words);
+    let t = move |text: Text| words.with_value(|w| w.get(text));
     Effect::new(|_| browser::mark_live());
     let busy = RwSignal::new(false);
     let now_ms = RwSignal::new(browser::now_ms());
@@ -152,10 +162,11 @@ fn DeskView(initial: Desk) -> impl IntoView {
         let Some((app_id, _)) = live.get() else {
             return;
         };
-        let on_scanned = move || {
+        let on_scanned = move |number: Option<String>| {
             state.update(|d| {
                 if let Desk::Waiting(w) = d {
                     w.scanned = true;
+                    w.number = number;
                 }
             })
         };
@@ -200,34 +211,41 @@ fn DeskView(initial: Desk) -> impl IntoView {
         Desk::Waiting(w) => {
             let remaining = move || {
                 let left = w.expires_at_ms.saturating_sub(now_ms.get()) / 1000;
-                format!("{}:{:02}", left / 60, left % 60)
+                let time = format!("{}:{:02}", left / 60, left % 60);
+                words.with_value(|words| words.fill(Text::DeskExpires, &[("time", &time)]))
             };
             view! {
                 <section class="card desk" aria-labelledby="desk-title">
                     <div class="desk-code">
-                        <div class="qr" role="img" aria-label="QR code to scan with your phone" inner_html=w.qr_svg.clone()></div>
-                        <p class="countdown" aria-live="off">"Code expires in " <strong>{remaining}</strong></p>
+                        <div class="qr" role="img" aria-label=t(Text::DeskQrLabel) inner_html=w.qr_svg.clone()></div>
+                        <p class="countdown" aria-live="off">{remaining}</p>
                     </div>
                     <div class="desk-text">
                         <p class="eyebrow">{w.app.name.clone()}</p>
-                        <h1 id="desk-title">"Sign in with your phone"</h1>
+                        <h1 id="desk-title">{t(Text::DeskTitle)}</h1>
                         <ol class="steps">
-                            <li>"Open the camera on the phone that has your passkey."</li>
-                            <li>"Scan this code and approve with your fingerprint, face or PIN."</li>
+                            <li>{t(Text::DeskStepCamera)}</li>
+                            <li>{t(Text::DeskStepApprove)}</li>
                         </ol>
                         <p class="status" role="status" aria-live="polite">
-                            {if w.scanned {
-                                view! { <span class="pill ok">"Scanned — check your phone"</span> }.into_any()
+                            {if let Some(number) = w.number.clone().filter(|_| w.scanned) {
+                                view! {
+                                    <span class="pill ok">{t(Text::DeskMatch)}</span>
+                                    <strong class="match-number" data-testid="match-number">{number}</strong>
+                                }.into_any()
+                            } else if w.scanned {
+                                view! { <span class="pill ok">{t(Text::DeskScanned)}</span> }.into_any()
                             } else {
-                                view! { <span class="pill wait"><span class="dot" aria-hidden="true"></span>"Waiting for your phone"</span> }.into_any()
+                                view! { <span class="pill wait"><span class="dot" aria-hidden="true"></span>{t(Text::DeskWaiting)}</span> }.into_any()
                             }}
                         </p>
                         <p class="link">
-                            "Can't scan? Open this link on your phone:"
+                            {t(Text::DeskLink)}
+                            " "
                             <code class="url" data-testid="qr-url">{w.qr_url.clone()}</code>
                         </p>
                         <button class="button secondary" disabled=move || busy.get() on:click=move |_| act(state, busy, desk_cancel)>
-                            "Cancel"
+                            {t(Text::Cancel)}
                         </button>
                     </div>
                 </section>
@@ -237,34 +255,46 @@ fn DeskView(initial: Desk) -> impl IntoView {
         Desk::SignedIn { app, user_id, token_preview } => view! {
             <section class="card done" aria-labelledby="done-title">
                 <p class="eyebrow">{app.name}</p>
-                <h1 id="done-title">"You're signed in"</h1>
-                <p class="lead">"Signed in as " <strong data-testid="user-id">{user_id}</strong></p>
-                <p class="muted">"Session token " <code>{token_preview}</code> " — kept by the server, never shown whole."</p>
+                <h1 id="done-title">{t(Text::DeskSignedInTitle)}</h1>
+                <p class="lead">{signed_in_as(words, &user_id)}</p>
+                <p class="muted">{words.with_value(|w| w.fill(Text::DeskToken, &[("token", &token_preview)]))}</p>
                 <button class="button secondary" disabled=move || busy.get() on:click=move |_| act(state, busy, desk_sign_out)>
-                    "Sign out"
+                    {t(Text::DeskSignOut)}
                 </button>
             </section>
         }
             .into_any(),
         Desk::Ended { app, why } => {
             let (title, message) = match why {
-                Ending::Denied => ("Sign-in declined", "The request was declined on the phone."),
-                Ending::Cancelled => ("Sign-in cancelled", "You cancelled this sign-in."),
-                Ending::Expired => ("This code has expired", "Codes are valid for a few minutes. Get a new one to try again."),
+                Ending::Denied => (Text::DeskDeniedTitle, Text::DeskDeniedMessage),
+                Ending::Cancelled => (Text::DeskCancelledTitle, Text::DeskCancelledMessage),
+                Ending::Expired => (Text::DeskExpiredTitle, Text::DeskExpiredMessage),
             };
+            let (title, message) = (t(title), t(message));
             view! {
                 <section class="card ended" aria-labelledby="ended-title">
                     <p class="eyebrow">{app.name}</p>
                     <h1 id="ended-title">{title}</h1>
                     <p class="lead" role="status">{message}</p>
                     <button class="button primary" disabled=move || busy.get() on:click=move |_| act(state, busy, desk_new_code)>
-                        "Get a new code"
+                        {t(Text::DeskNewCode)}
                     </button>
                 </section>
             }
                 .into_any()
         }
-        Desk::NoApp => view! { <p>"No such app."</p> }.into_any(),
+        Desk::NoApp => view! { <p>{t(Text::DeskNoAppTitle)}</p> }.into_any(),
     }
+    }
+}
+
+/// "Signed in as <user>", with the user in bold wherever the language puts it.
+fn signed_in_as(words: StoredValue<Words>, user_id: &str) -> impl IntoView {
+    let sentence = words.with_value(|w| w.get(Text::DeskSignedInAs));
+    let (before, after) = sentence.split_once("{user}").unwrap_or((&sentence, ""));
+    view! {
+        {before.to_owned()}
+        <strong data-testid="user-id">{user_id.to_owned()}</strong>
+        {after.to_owned()}
     }
 }

@@ -14,10 +14,11 @@ use super::{AppLabel, Desk, Ending, Waiting};
 use crate::api::{ApiError, ClientIp, stream};
 use crate::apps::App;
 use crate::bridge::{BridgeError, Flow, Reveal, Start, Viewer};
+use crate::i18n::{Lang, Text, text};
 use crate::limits::Operation;
 use crate::session::{Kind, Requester, SessionId, StartedBy};
 use crate::state::AppState;
-use crate::ui::server::{client, internal, refused, web_session};
+use crate::ui::server::{client, internal, lang, refused, web_session};
 use crate::wire::WireStatus;
 
 /// The desktop's live code for an app, kept for this browser only.
@@ -67,13 +68,14 @@ fn label(app: &App) -> AppLabel {
     }
 }
 
-fn waiting(app: &App, slot: &Slot, scanned: bool) -> Desk {
+fn waiting(app: &App, slot: &Slot, scanned: bool, number: Option<String>) -> Desk {
     Desk::Waiting(Waiting {
         app: label(app),
         qr_svg: qr_svg(&slot.qr_url),
         qr_url: slot.qr_url.clone(),
         expires_at_ms: slot.expires_at_ms,
         scanned,
+        number,
     })
 }
 
@@ -96,6 +98,8 @@ struct Page {
     state: AppState,
     app: Arc<App>,
     web: WebSession,
+    /// What the page's refusals are worded in.
+    lang: Lang,
 }
 
 impl Page {
@@ -106,7 +110,13 @@ impl Page {
             return Ok(None);
         };
         let web = web_session().await?;
-        Ok(Some(Page { state, app, web }))
+        let lang = lang().await;
+        Ok(Some(Page {
+            state,
+            app,
+            web,
+            lang,
+        }))
     }
 
     fn label(&self) -> AppLabel {
@@ -159,12 +169,21 @@ impl Page {
             .await
         {
             // The token stays here: the page is shown its start only.
-            Ok(observed) => observed.status(Reveal::Token).map_err(|e| refused(&e))?,
+            Ok(observed) => observed
+                .status(Reveal::Token)
+                .map_err(|e| refused(&e, self.lang))?,
             Err(BridgeError::NotFound) => return Ok(None),
-            Err(e) => return Err(refused(&e)),
+            Err(e) => return Err(refused(&e, self.lang)),
         };
         let why = match status.status {
-            WireStatus::Pending => return Ok(Some(waiting(app, &slot, status.scanned))),
+            WireStatus::Pending => {
+                return Ok(Some(waiting(
+                    app,
+                    &slot,
+                    status.scanned,
+                    status.confirm_code,
+                )));
+            }
             WireStatus::Completed => {
                 let signed = SignedIn {
                     user_id: status.user_id.unwrap_or_default(),
@@ -196,9 +215,7 @@ impl Page {
             by: StartedBy::Browser,
         };
         if self.state.limiter.admit(operation, ip).await.is_err() {
-            return Err(ServerFnError::new(
-                "Too many new codes from here; wait a minute and try again.",
-            ));
+            return Err(ServerFnError::new(text(self.lang, Text::DeskTooMany)));
         }
         let user_agent = headers
             .get(axum::http::header::USER_AGENT)
@@ -215,7 +232,7 @@ impl Page {
             .bridge
             .start(&self.app, start)
             .await
-            .map_err(|e| refused(&e))?;
+            .map_err(|e| refused(&e, self.lang))?;
         let slot = Slot {
             session_id: started.session.id.to_string(),
             polling_token: started.polling_token,
@@ -226,7 +243,7 @@ impl Page {
             .insert(&waiting_key(&self.app), &slot)
             .await
             .map_err(internal)?;
-        Ok(waiting(&self.app, &slot, false))
+        Ok(waiting(&self.app, &slot, false, None))
     }
 }
 

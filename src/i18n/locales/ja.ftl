@@ -1,0 +1,140 @@
+# QR Bridge のページ、日本語。
+
+## すべてのページ
+skip-link = 本文へ移動
+footer-secured = パスキーで保護されています
+language = 言語
+not-found-title = ページが見つかりません
+not-found-message = このアドレスには何もありません。
+not-found-home = サインインページへ
+error-title = 問題が発生しました
+
+## パソコンのサインインページ
+desk-preparing = サインイン用のコードを準備しています…
+desk-no-app-title = このアプリはありません
+desk-no-app-message = このサインインページはありません。アドレスを確認してください。
+desk-qr-label = スマートフォンで読み取る QR コード
+desk-expires = コードの有効期限まで { $time }
+desk-title = スマートフォンでサインイン
+desk-step-camera = パスキーが入っているスマートフォンのカメラを開きます。
+desk-step-approve = このコードを読み取り、指紋・顔・PIN で承認します。
+desk-scanned = 読み取りました — スマートフォンを確認してください
+desk-match = 読み取りました — スマートフォンでこの番号をタップしてください:
+desk-waiting = スマートフォンを待っています
+desk-link = 読み取れない場合は、スマートフォンでこのリンクを開いてください:
+cancel = キャンセル
+desk-signed-in-title = サインインしました
+desk-signed-in-as = { $user } としてサインインしました
+desk-token = セッショントークン { $token } — サーバーが保管し、全体は表示しません。
+desk-sign-out = サインアウト
+desk-denied-title = サインインが拒否されました
+desk-denied-message = スマートフォンでリクエストが拒否されました。
+desk-cancelled-title = サインインをキャンセルしました
+desk-cancelled-message = このサインインはキャンセルされました。
+desk-expired-title = このコードは期限切れです
+desk-expired-message = コードの有効期間は数分です。新しいコードを取得してやり直してください。
+desk-new-code = 新しいコードを取得
+desk-too-many = ここからの新しいコードが多すぎます。1 分待ってからやり直してください。
+
+## スマートフォンの承認ページ
+phone-loading = リクエストを読み込んでいます…
+phone-close = このウィンドウを閉じてかまいません。
+phone-eyebrow = サインインのリクエスト
+phone-title = { $app } がサインインを求めています
+phone-asking = リクエスト元
+phone-device = デバイス
+phone-where = 場所
+phone-network = ネットワーク
+phone-requested = リクエスト日時
+phone-warning = パソコンで自分が始めたものでなければ、拒否してください。
+network-same = このスマートフォンと同じ
+network-different = このスマートフォンとは別のネットワーク
+elsewhere-title = このリクエストは別のネットワークから来ています
+elsewhere-text = リクエストしているパソコンは、このスマートフォンと同じネットワークにありません。今まさに目の前のパソコンでサインインしているのでなければ、拒否してください。誰かがあなたのアカウントに入ろうとしている可能性があります。
+place = { $country }、{ $city }
+numbers-legend = パソコンに表示されている番号をタップしてください
+numbers-none = パソコンに番号が表示されていない場合は拒否してください。
+getting-ready = 準備しています…
+approve-create = パスキーを作成して承認
+approve = パスキーで承認
+decline = 拒否
+working-create = パスキーを作成しています…
+working-use = パスキーを待っています…
+working-prepare = 準備しています…
+working-decline = 拒否しています…
+working-check = 確認しています…
+working-disown = そのパソコンをサインアウトしています…
+no-passkey = パスキーは使われませんでした。
+no-passkey-create = このスマートフォンに { $app } のパスキーがまだない場合は、今作成してください。すぐに終わり、そのままサインインできます。
+no-passkey-other = このアカウントのパスキーがあるスマートフォンを使うか、もう一度お試しください。
+create-passkey = パスキーを作成
+try-again = もう一度試す
+done = 完了しました。このウィンドウを閉じてかまいません。
+done-desktop = パソコンでサインインしています。
+allowed = 許可した内容
+allowed-app = アプリ
+allowed-at = 承認日時
+approved-with-new = 作成したばかりのパスキーで承認しました。
+approved-with-dated = { $date } に作成したパスキーで承認しました。
+not-me = 自分ではありません
+disowned-title = サインアウトしました
+disowned-text = そのパソコンのサインインは取り消され、もう使えません。ほかに必要な操作はありません。
+declined = 拒否しました。このウィンドウを閉じてかまいません。
+declined-nobody = 誰もサインインしていません。
+ceremony-unsupported = このブラウザーはここでパスキーを使えません。
+ceremony-failed = パスキーの確認に失敗しました。もう一度お試しください。
+unknown-browser = 不明なブラウザー
+browser-on = { $os } の { $browser }
+requested-ago =
+    { $minutes ->
+        [0] たった今
+       *[other] { $minutes } 分前
+    }
+retry-ours = こちら側の問題で完了しませんでした。もう一度お試しください。
+answer-unreadable = パスキーの応答を読み取れませんでした。もう一度お試しください。
+
+## リクエストを続けられない理由
+scan-again = パソコンに戻り、新しいコードを読み取ってください。
+not-verified-advice = そのパスキーを確認できませんでした。もう一度お試しください。
+generic-title = 問題が発生しました
+generic-advice = しばらくしてからもう一度お試しください。
+limited-title = 試行回数が多すぎます
+limited-advice = 1 分待ってから、もう一度お試しください。
+invalid-code-title = このコードは無効です
+expired-title = このコードは期限切れです
+declined-title = 拒否されました
+declined-advice = スマートフォンでサインインが拒否されました。
+cancelled-title = パソコンでキャンセルされました
+cancelled-advice = サインインはキャンセルされました。パソコンでやり直してください。
+already-approved-title = 承認済みです
+already-approved-advice = このサインインはすでに承認されています。
+already-declined-title = 拒否済みです
+already-declined-advice = このサインインは拒否されました。
+pick-first-title = 先に番号を選んでください
+pick-first-advice = パソコンに表示されている番号をタップしてから承認してください。
+cant-go-on-title = このリクエストは続けられません
+not-verified-title = 確認できませんでした
+unknown-passkey-title = 不明なパスキー
+unknown-passkey-advice = このパスキーはここに登録されていません。別のパスキーを使うか、作成してください。
+no-signup-title = ここではアカウントを作成できません
+no-signup-advice = このアプリ用にすでにお持ちのパスキーでサインインしてください。
+account-exists-title = このアカウントはすでにあります
+account-exists-advice = そのパスキーでサインインするか、このパスキーを追加するようアプリに依頼してください。
+other-device-title = このリクエストは別のデバイスで開かれています
+other-device-advice = 最初に開いたデバイスだけが承認または拒否できます。
+wrong-pin-title = PIN が違います
+wrong-pin-advice = もう一方のデバイスの PIN を確認して、もう一度お試しください。
+pin-locked-title = 間違った PIN が多すぎます
+pin-locked-advice = もう一方のデバイスでやり直し、新しい PIN を受け取ってください。
+bad-link-title = このリンクは無効です
+other-browser-title = 本来のブラウザーで開いてください
+already-creates-title = このリクエストはすでにパスキーを作成します
+already-creates-advice = 戻って、そのまま承認してください。
+account-gone-title = このアカウントはもうありません
+account-gone-advice = パソコンに戻ってやり直してください。
+unreachable-title = 現在サービスに接続できません
+unreachable-advice = 現在サービスに接続できません。しばらく待ってから、もう一度お試しください。
+ours-title = こちら側で問題が発生しました
+ours-advice = こちら側で問題が発生しました。もう一度お試しください。
+wrong-number-title = 番号が違います: 拒否しました
+wrong-number-advice = 安全のため、誰もサインインしていません。ご自身の操作だった場合は、パソコンでやり直してください。
