@@ -60,8 +60,23 @@ impl Places {
         })
     }
 
-    /// Where the desktop (`desktop`, as its session recorded it) is, as seen from the phone at
-    /// `phone`, with place names in `lang` when the database has them (else English).
+    /// Where the desktop of `session` is, as seen from the phone at `phone`, with place names in
+    /// `lang` when the database has them (else English). A session the app's backend started
+    /// recorded the backend's address, not the person's: nothing is said of it.
+    pub fn of_session(
+        &self,
+        session: &crate::session::Session,
+        phone: IpAddr,
+        lang: &str,
+    ) -> RequestedFrom {
+        let desktop = match session.started_by {
+            crate::session::StartedBy::Browser => session.requester.address.as_deref(),
+            crate::session::StartedBy::Backend => None,
+        };
+        self.requested_from(desktop, phone, lang)
+    }
+
+    /// Where the desktop at `desktop` is, as seen from the phone at `phone`.
     pub fn requested_from(
         &self,
         desktop: Option<&str>,

@@ -253,8 +253,7 @@ async fn open(
     let session = opened.session;
     // Place names in the phone's language, when the database has them.
     let lang = crate::i18n::from_headers(&headers);
-    let requested_from =
-        (state.places).requested_from(session.requester.address.as_deref(), ip, lang.code());
+    let requested_from = state.places.of_session(&session, ip, lang.code());
     Ok(ok(Context {
         kind: match opened.kind {
             Kind::Auth => ContextType::Auth,

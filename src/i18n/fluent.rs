@@ -39,6 +39,10 @@ static BUNDLES: LazyLock<Vec<FluentBundle<FluentResource>>> = LazyLock::new(|| {
             let resource = FluentResource::try_new(source(lang).to_owned())
                 .unwrap_or_else(|(partial, _)| partial);
             let mut bundle = FluentBundle::new_concurrent(vec![langid(lang)]);
+            // No invisible isolation marks around values: they would become part of headings'
+            // accessible names and of every copied text. Values sit in their own elements or
+            // at a sentence's edge, where the page's `dir` orders them.
+            bundle.set_use_isolating(false);
             let _ = bundle.add_resource(resource);
             bundle
         })

@@ -169,7 +169,7 @@ fn switch_links(uri: &axum::http::Uri) -> Vec<(Lang, String)> {
                 .extend_pairs(&kept)
                 .append_pair("lang", lang.code())
                 .finish();
-            (lang, format!("{}?{query}", uri.path()))
+            (lang, format!("{}?{query}", server::own_path(uri.path())))
         })
         .collect()
 }

@@ -82,7 +82,7 @@ pub async fn remember_language(
         return next.run(request).await;
     };
     let rest: Vec<_> = pairs.iter().filter(|(k, _)| k != "lang").collect();
-    let mut back = uri.path().to_owned();
+    let mut back = own_path(uri.path());
     if !rest.is_empty() {
         back.push('?');
         back.push_str(
@@ -113,6 +113,16 @@ pub async fn remember_language(
         axum::http::HeaderValue::from_static("no-store"),
     );
     response
+}
+
+/// A path to send a browser back to on this site: `//evil.example/x` (or `/\\evil…`) would be
+/// read as another site, so such a path comes back as the home page.
+pub fn own_path(path: &str) -> String {
+    if path.starts_with('/') && !path.starts_with("//") && !path.starts_with("/\\") {
+        path.to_owned()
+    } else {
+        "/".to_owned()
+    }
 }
 
 /// The largest server-function body: a passkey's answer is a few kilobytes.
@@ -175,6 +185,15 @@ mod tests {
             h.insert(*k, v.parse().unwrap());
         }
         h
+    }
+
+    /// An open redirect on the passkeys' own domain would lend it to phishing pages.
+    #[test]
+    fn the_language_switch_never_sends_a_browser_to_another_site() {
+        assert_eq!(own_path("/bridge/abc"), "/bridge/abc");
+        assert_eq!(own_path("//evil.example/x"), "/");
+        assert_eq!(own_path("/\\evil.example/x"), "/");
+        assert_eq!(own_path("evil"), "/");
     }
 
     #[test]

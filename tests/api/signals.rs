@@ -278,6 +278,14 @@ async fn the_phone_is_told_whether_the_desktop_is_on_its_network(backend: Backen
             "no bare address: {context}"
         );
     }
+    // A session the app's backend started knows the backend's address, not the person's: it
+    // says nothing rather than "same network" (the backend and the phone here share loopback).
+    let s = app.init_registration(None).await;
+    let (_, context) = app.context(&s.session_id).await;
+    assert_eq!(
+        context["data"]["requested_from"]["network"], "unknown",
+        "{context}"
+    );
 }
 
 /// A GeoIP City file of the test's own, laid out as MaxMind's: the desktop's network is in Paris.

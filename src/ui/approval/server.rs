@@ -233,11 +233,9 @@ pub async fn open(session_id: &str, how: Open) -> Result<Approval, ServerFnError
         message: session.approval_context.as_ref().map(|m| m.for_display()),
         asking: Asking {
             browser: device(session.requester.user_agent.as_deref(), phone.lang),
-            from: state.places.requested_from(
-                session.requester.address.as_deref(),
-                phone.ip,
-                phone.lang.code(),
-            ),
+            from: state
+                .places
+                .of_session(session, phone.ip, phone.lang.code()),
             when: ago(session.created_at, browser::now_ms(), phone.lang),
         },
         choices: session.number_match().map(|m| m.choices.to_vec()),
