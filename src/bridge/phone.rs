@@ -470,10 +470,22 @@ impl Bridge {
         id: &SessionId,
         by: &str,
     ) -> Result<State, BridgeError> {
+        let loaded = self.opened_by(app, id, by).await?;
+        Ok(loaded.session.state_at(loaded.now))
+    }
+
+    /// A cross-device session of `app` as stored, when the phone `by` is the one that opened it:
+    /// what only that phone may ask about or take back.
+    pub(super) async fn opened_by(
+        &self,
+        app: &App,
+        id: &SessionId,
+        by: &str,
+    ) -> Result<Loaded, BridgeError> {
         let loaded = self.store.load(id).await?.ok_or(BridgeError::NotFound)?;
         owned_by(&loaded.session, app)?;
         loaded.session.check_opened_by(by)?;
-        Ok(loaded.session.state_at(loaded.now))
+        Ok(loaded)
     }
 
     /// The phone that opened the request declines it. Repeating it is harmless.

@@ -1,6 +1,6 @@
 //! Session tokens after issue: validation, introspection (RFC 7662) and revocation (RFC 7009).
 
-use super::{Bridge, BridgeError, Introspected, owned_by};
+use super::{Bridge, BridgeError, Introspected};
 use crate::apps::App;
 use crate::audit::{Action, AuditEvent};
 use crate::session::{Requester, SessionId, State, Timestamp, UserId};
@@ -64,10 +64,8 @@ impl Bridge {
         by: &str,
         from: &Requester,
     ) -> Result<(), BridgeError> {
-        let loaded = self.store.load(id).await?.ok_or(BridgeError::NotFound)?;
+        let loaded = self.opened_by(app, id, by).await?;
         let session = &loaded.session;
-        owned_by(session, app)?;
-        session.check_opened_by(by)?;
         let done = match session.state_at(loaded.now) {
             State::Completed => session.completion().ok_or(BridgeError::NotFound)?,
             state => {
